@@ -1,0 +1,163 @@
+/*
+ * numaprobe native core: the one public header.
+ *
+ * Plain C, no Python.h. Every function that can fail returns 0 or -errno; nothing here prints,
+ * exits or keeps global state other than what is documented. Node masks are arrays of unsigned
+ * long with `maxnode` bits, exactly as the kernel's mbind/set_mempolicy take them; CPU masks are
+ * arrays of unsigned char (bit i of byte i/8 is CPU i).
+ *
+ * The clock reads are `static inline` so a kernel (or a Cython consumer in a nogil block) pays
+ * only the instruction itself.
+ */
+#ifndef NUMAPROBE_H
+#define NUMAPROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- affinity.c */
+
+/* Thread ids: 0 means the calling thread. */
+int np_affinity_get(int tid, unsigned char *mask, size_t mask_bytes);
+int np_affinity_set(int tid, const unsigned char *mask, size_t mask_bytes);
+/* The CPU and node the caller runs on now (getcpu). */
+int np_getcpu(unsigned *cpu, unsigned *node);
+/* The kernel thread id of the caller (gettid). */
+int np_gettid(void);
+
+/* ---------------------------------------------------------------- memory.c */
+
+/* Memory policies: the kernel's MPOL_* values. */
+enum np_policy {
+    NP_POLICY_DEFAULT = 0,
+    NP_POLICY_PREFERRED = 1,
+    NP_POLICY_BIND = 2,
+    NP_POLICY_INTERLEAVE = 3,
+    NP_POLICY_LOCAL = 4,
+};
+
+/* How the pages of a mapping are backed. */
+enum np_backing {
+    NP_BACKING_4K = 0,          /* base pages, THP disabled for the range (MADV_NOHUGEPAGE)   */
+    NP_BACKING_THP = 1,         /* base mapping aligned to 2 MiB, MADV_HUGEPAGE               */
+    NP_BACKING_HUGETLB_2M = 2,  /* MAP_HUGETLB | MAP_HUGE_2MB: needs reserved huge pages       */
+    NP_BACKING_HUGETLB_1G = 3,  /* MAP_HUGETLB | MAP_HUGE_1GB: needs reserved huge pages       */
+};
+
+typedef struct np_region {
+    void *addr;        /* start of the usable range (aligned to page_size)              */
+    size_t length;     /* usable length, a multiple of page_size                         */
+    size_t page_size;  /* the page size the mapping was made with (THP: 4096, see smaps) */
+    void *map_addr;    /* what mmap returned, for munmap                                 */
+    size_t map_length;
+    int backing;       /* enum np_backing */
+} np_region;
+
+/* Maps at least `nbytes` of anonymous private memory, nothing touched yet. */
+int np_mem_map(np_region *r, size_t nbytes, int backing);
+/* Unmaps; safe to call twice (the second call does nothing). */
+int np_mem_unmap(np_region *r);
+/* mbind(2) on [addr, addr+len): `flags` are MPOL_MF_* (0, or NP_MF_MOVE to move existing pages). */
+#define NP_MF_STRICT (1u << 0)
+#define NP_MF_MOVE (1u << 1)
+int np_mem_bind(void *addr, size_t len, int policy, const unsigned long *nodemask,
+                unsigned long maxnode, unsigned flags);
+/* Writes one byte to every page of the range so the kernel places it (first touch). */
+int np_mem_touch(void *addr, size_t len, size_t page_size);
+/* The node of each page of [addr, addr+npages*page_size): move_pages with no target. A page
+ * that is not present gets -ENOENT (or another -errno) in nodes[i]. */
+int np_mem_where(void *addr, size_t npages, size_t page_size, int *nodes);
+/* Moves each page of the range to `node`; status[i] gets the node or -errno per page. */
+int np_mem_migrate(void *addr, size_t npages, size_t page_size, int node, int *status);
+/* The calling thread's memory policy (get_mempolicy) and a new one (set_mempolicy). */
+int np_mempolicy_get(int *policy, unsigned long *nodemask, unsigned long maxnode);
+int np_mempolicy_set(int policy, const unsigned long *nodemask, unsigned long maxnode);
+
+/* ---------------------------------------------------------------- clock.c */
+
+enum np_clock_kind {
+    NP_CLOCK_TSC = 1,        /* x86-64 time-stamp counter         */
+    NP_CLOCK_CNTVCT = 2,     /* aarch64 generic timer             */
+    NP_CLOCK_MONOTONIC = 3,  /* clock_gettime(CLOCK_MONOTONIC_RAW) */
+};
+
+#if defined(__x86_64__)
+#define NP_CLOCK_KIND NP_CLOCK_TSC
+/* Start of a timed region: lfence keeps earlier instructions from drifting past the read and
+ * the read from starting before them; the trailing lfence keeps later loads from starting
+ * before the read. */
+static inline uint64_t np_clock_start(void)
+{
+    _mm_lfence();
+    uint64_t t = __rdtsc();
+    _mm_lfence();
+    return t;
+}
+/* End of a timed region: rdtscp waits for earlier instructions to finish; lfence keeps later
+ * ones from starting before the read. */
+static inline uint64_t np_clock_stop(void)
+{
+    unsigned aux;
+    uint64_t t = __rdtscp(&aux);
+    _mm_lfence();
+    return t;
+}
+#elif defined(__aarch64__)
+#define NP_CLOCK_KIND NP_CLOCK_CNTVCT
+static inline uint64_t np_clock_start(void)
+{
+    uint64_t t;
+    __asm__ __volatile__("isb; mrs %0, cntvct_el0; isb" : "=r"(t) :: "memory");
+    return t;
+}
+static inline uint64_t np_clock_stop(void) { return np_clock_start(); }
+#else
+#define NP_CLOCK_KIND NP_CLOCK_MONOTONIC
+static inline uint64_t np_clock_start(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_RAW, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t np_clock_stop(void) { return np_clock_start(); }
+#endif
+
+/* Nanoseconds of CLOCK_MONOTONIC_RAW (or another clock id), the reference the ticks are
+ * calibrated against. */
+static inline uint64_t np_clock_ref_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The clock this build reads (enum np_clock_kind). */
+int np_clock_kind(void);
+/* 1 if the hardware says the counter runs at a constant rate in every state (x86: CPUID
+ * 0x80000007 EDX bit 8; aarch64: always), 0 if not, -ENOTSUP where it cannot be asked. */
+int np_clock_invariant(void);
+/* The counter's frequency as the hardware declares it (x86: CPUID 0x15, else the hypervisor's
+ * leaf 0x40000010; aarch64: CNTFRQ_EL0), or -ENOTSUP. */
+int np_clock_declared_hz(double *hz);
+/* Ticks per nanosecond, measured against clock `ref` (a CLOCK_* id) over about `window_ns`.
+ * Each end of the window is a reference read bracketed by two tick reads; the tightest of
+ * `rounds` brackets is kept, so a preemption during one read does not skew the result. */
+int np_clock_calibrate(clockid_t ref, uint64_t window_ns, int rounds, double *ticks_per_ns);
+/* Cost of one back-to-back start/stop pair in ticks: the minimum and the median of `n` pairs. */
+int np_clock_overhead(int n, double *min_ticks, double *median_ticks);
+/* The smallest non-zero difference between consecutive reads, in ticks, over `n` reads. */
+int np_clock_resolution(int n, uint64_t *ticks);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NUMAPROBE_H */

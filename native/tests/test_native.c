@@ -1,0 +1,161 @@
+/* Tests of the C core alone, meant for the AddressSanitizer/UBSan build (ctest): allocation,
+ * placement, migration, pinning and the clock, with their error paths. Needs node 0 with memory
+ * and CPU 0, which every Linux machine has. Prints "N passed, N failed" and exits non-zero on
+ * any failure. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "numaprobe/numaprobe.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                        \
+    do {                                                                                   \
+        if (cond) {                                                                        \
+            passed++;                                                                      \
+        } else {                                                                           \
+            failed++;                                                                      \
+            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, __LINE__, __func__, \
+                    #cond);                                                                \
+        }                                                                                  \
+    } while (0)
+
+#define MAXNODE 1024
+static unsigned long node_mask[MAXNODE / 64];
+
+static void mask_only(int node)
+{
+    memset(node_mask, 0, sizeof node_mask);
+    node_mask[node / 64] |= 1ul << (node % 64);
+}
+
+static void test_map_bind_touch_where(int backing)
+{
+    np_region r;
+    size_t n = (size_t)8 << 20;
+    CHECK(np_mem_map(&r, n, backing) == 0);
+    CHECK(r.length >= n && r.addr != NULL);
+    CHECK((uintptr_t)r.addr % (backing == NP_BACKING_THP ? (2u << 20) : r.page_size) == 0);
+    mask_only(0);
+    CHECK(np_mem_bind(r.addr, r.length, NP_POLICY_BIND, node_mask, MAXNODE, 0) == 0);
+    size_t npages = r.length / r.page_size;
+    int nodes[4096];
+    CHECK(npages <= 4096);
+    /* Before the first touch no page is present. */
+    CHECK(np_mem_where(r.addr, npages, r.page_size, nodes) == 0);
+    CHECK(nodes[0] == -ENOENT);
+    CHECK(np_mem_touch(r.addr, r.length, r.page_size) == 0);
+    CHECK(np_mem_where(r.addr, npages, r.page_size, nodes) == 0);
+    int on0 = 0;
+    for (size_t i = 0; i < npages; i++)
+        on0 += nodes[i] == 0;
+    CHECK((size_t)on0 == npages);
+    /* Migrating to the node they are on succeeds page by page. */
+    CHECK(np_mem_migrate(r.addr, npages, r.page_size, 0, nodes) == 0);
+    CHECK(nodes[0] == 0 && nodes[npages - 1] == 0);
+    CHECK(np_mem_unmap(&r) == 0);
+    CHECK(np_mem_unmap(&r) == 0); /* twice is harmless */
+}
+
+static void test_memory_errors(void)
+{
+    np_region r;
+    CHECK(np_mem_map(&r, 0, NP_BACKING_4K) == -EINVAL);
+    CHECK(np_mem_map(&r, 4096, 42) == -EINVAL);
+    CHECK(np_mem_map(&r, SIZE_MAX - 100, NP_BACKING_4K) == -EINVAL);
+    CHECK(np_mem_map(&r, (size_t)1 << 50, NP_BACKING_4K) == -ENOMEM);
+    CHECK(np_mem_map(NULL, 4096, NP_BACKING_4K) == -EINVAL);
+    /* hugetlb without reserved 1 GiB pages fails at mmap, not later with SIGBUS. */
+    int rc = np_mem_map(&r, (size_t)1 << 30, NP_BACKING_HUGETLB_1G);
+    if (rc == 0)
+        np_mem_unmap(&r);
+    else
+        CHECK(rc == -ENOMEM || rc == -EINVAL);
+
+    CHECK(np_mem_map(&r, 4096, NP_BACKING_4K) == 0);
+    mask_only(MAXNODE - 1); /* a node that does not exist */
+    CHECK(np_mem_bind(r.addr, r.length, NP_POLICY_BIND, node_mask, MAXNODE, 0) == -EINVAL);
+    CHECK(np_mem_bind(r.addr, r.length, 99, node_mask, MAXNODE, 0) == -EINVAL);
+    int st[1];
+    CHECK(np_mem_migrate(r.addr, 1, 4096, -1, st) == -EINVAL);
+    CHECK(np_mem_where(NULL, 1, 4096, st) == -EINVAL);
+    CHECK(np_mem_touch(r.addr, r.length, 0) == -EINVAL);
+    CHECK(np_mem_unmap(&r) == 0);
+    CHECK(np_mem_unmap(NULL) == -EINVAL);
+}
+
+static void test_mempolicy(void)
+{
+    int policy = -1;
+    unsigned long saved[MAXNODE / 64] = {0};
+    CHECK(np_mempolicy_get(&policy, saved, MAXNODE) == 0);
+    mask_only(0);
+    CHECK(np_mempolicy_set(NP_POLICY_BIND, node_mask, MAXNODE) == 0);
+    int now = -1;
+    unsigned long got[MAXNODE / 64] = {0};
+    CHECK(np_mempolicy_get(&now, got, MAXNODE) == 0);
+    CHECK(now == NP_POLICY_BIND && got[0] == 1);
+    mask_only(MAXNODE - 1);
+    CHECK(np_mempolicy_set(NP_POLICY_BIND, node_mask, MAXNODE) == -EINVAL);
+    CHECK(np_mempolicy_set(policy, policy == NP_POLICY_DEFAULT ? NULL : saved, MAXNODE) == 0);
+    CHECK(np_mempolicy_get(&now, got, MAXNODE) == 0 && now == policy);
+}
+
+static void test_affinity(void)
+{
+    unsigned char saved[128], mask[128], got[128];
+    CHECK(np_affinity_get(0, saved, sizeof saved) == 0);
+    memset(mask, 0, sizeof mask);
+    mask[0] = 1; /* CPU 0 */
+    CHECK(np_affinity_set(0, mask, sizeof mask) == 0);
+    unsigned cpu = 99, node = 99;
+    CHECK(np_getcpu(&cpu, &node) == 0);
+    CHECK(cpu == 0 && node == 0);
+    CHECK(np_affinity_get(np_gettid(), got, sizeof got) == 0);
+    CHECK(memcmp(got, mask, sizeof mask) == 0);
+    memset(mask, 0, sizeof mask);
+    mask[127] = 0x80; /* CPU 1023 only: not on this machine */
+    CHECK(np_affinity_set(0, mask, sizeof mask) == -EINVAL);
+    CHECK(np_affinity_set(0, mask, 7) == -EINVAL); /* not a multiple of a long */
+    CHECK(np_affinity_get(0, NULL, 8) == -EINVAL);
+    CHECK(np_affinity_set(0, saved, sizeof saved) == 0);
+    CHECK(np_affinity_get(0, got, sizeof got) == 0 && memcmp(got, saved, sizeof saved) == 0);
+}
+
+static void test_clock(void)
+{
+    CHECK(np_clock_kind() == NP_CLOCK_KIND);
+    uint64_t a = np_clock_start(), b = np_clock_stop();
+    CHECK(b >= a);
+    double tpn = 0, tpn2 = 0;
+    CHECK(np_clock_calibrate(CLOCK_MONOTONIC_RAW, 20000000, 20, &tpn) == 0);
+    CHECK(np_clock_calibrate(CLOCK_MONOTONIC, 20000000, 20, &tpn2) == 0);
+    CHECK(tpn > 0.01 && tpn < 100);
+    CHECK(tpn2 / tpn > 0.99 && tpn2 / tpn < 1.01);
+    CHECK(np_clock_calibrate(CLOCK_MONOTONIC_RAW, 0, 20, &tpn) == -EINVAL);
+    CHECK(np_clock_calibrate((clockid_t)12345, 1000000, 20, &tpn) == -EINVAL);
+    double lo = 0, med = 0;
+    CHECK(np_clock_overhead(1000, &lo, &med) == 0 && lo <= med && lo >= 0);
+    CHECK(np_clock_overhead(0, &lo, &med) == -EINVAL);
+    uint64_t res = 0;
+    CHECK(np_clock_resolution(1000, &res) == 0 && res > 0);
+    CHECK(np_clock_resolution(1, &res) == -EINVAL);
+    int inv = np_clock_invariant();
+    CHECK(inv == 0 || inv == 1 || inv == -ENOTSUP);
+}
+
+int main(void)
+{
+    test_map_bind_touch_where(NP_BACKING_4K);
+    test_map_bind_touch_where(NP_BACKING_THP);
+    test_memory_errors();
+    test_mempolicy();
+    test_affinity();
+    test_clock();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

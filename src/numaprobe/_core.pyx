@@ -1,0 +1,339 @@
+# cython: language_level=3
+"""The thin layer over the C core: converts types, releases the GIL, maps -errno to OSError.
+
+No logic lives here. Every failing call raises ``OSError(errno, "<strerror> (<syscall>)")``;
+Python's OSError constructor turns well-known errnos into subclasses (PermissionError, ...).
+Validation and human messages are the Python modules' job (placement.py, clock.py).
+"""
+import os
+from array import array
+
+from cpython.buffer cimport PyBuffer_FillInfo, PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc, free
+from libc.math cimport NAN
+
+from numaprobe cimport libnumaprobe as c
+
+# Node masks as the kernel takes them: MAX_NUMNODES on common kernels is 1024.
+cdef enum:
+    MAXNODE = 1024
+    MASK_LONGS = 16  # 1024 bits in 64-bit longs
+
+POLICY_DEFAULT = c.NP_POLICY_DEFAULT
+POLICY_PREFERRED = c.NP_POLICY_PREFERRED
+POLICY_BIND = c.NP_POLICY_BIND
+POLICY_INTERLEAVE = c.NP_POLICY_INTERLEAVE
+POLICY_LOCAL = c.NP_POLICY_LOCAL
+BACKING_4K = c.NP_BACKING_4K
+BACKING_THP = c.NP_BACKING_THP
+BACKING_HUGETLB_2M = c.NP_BACKING_HUGETLB_2M
+BACKING_HUGETLB_1G = c.NP_BACKING_HUGETLB_1G
+MF_STRICT = c.NP_MF_STRICT
+MF_MOVE = c.NP_MF_MOVE
+CLOCK_TSC = c.NP_CLOCK_TSC
+CLOCK_CNTVCT = c.NP_CLOCK_CNTVCT
+CLOCK_MONOTONIC = c.NP_CLOCK_MONOTONIC
+REF_MONOTONIC_RAW = c.CLOCK_MONOTONIC_RAW
+REF_MONOTONIC = c.CLOCK_MONOTONIC
+MAX_NODES = MAXNODE
+
+
+cdef int check(int rc, str call) except -1:
+    if rc < 0:
+        raise OSError(-rc, f"{os.strerror(-rc)} ({call})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ affinity
+
+cdef size_t _cpu_mask_bytes = 128  # grows when the kernel says the machine has more CPUs
+
+
+def affinity_get(int tid=0):
+    """The CPUs thread ``tid`` (0: the caller) may run on, as a frozenset of CPU ids."""
+    global _cpu_mask_bytes
+    cdef unsigned char *mask
+    cdef int rc
+    while True:
+        mask = <unsigned char *>calloc(_cpu_mask_bytes, 1)
+        if mask == NULL:
+            raise MemoryError()
+        with nogil:
+            rc = c.np_affinity_get(tid, mask, _cpu_mask_bytes)
+        if rc == -22 and _cpu_mask_bytes < (1 << 20):  # EINVAL: mask smaller than the kernel's
+            free(mask)
+            _cpu_mask_bytes *= 2
+            continue
+        try:
+            check(rc, "sched_getaffinity")
+            cpus = []
+            for i in range(_cpu_mask_bytes * 8):
+                if mask[i >> 3] & (1 << (i & 7)):
+                    cpus.append(i)
+            return frozenset(cpus)
+        finally:
+            free(mask)
+
+
+def affinity_set(cpus, int tid=0):
+    """Restricts thread ``tid`` (0: the caller) to ``cpus`` (an iterable of CPU ids)."""
+    cpus = sorted(set(cpus))
+    cdef size_t nbytes = max(_cpu_mask_bytes, ((max(cpus) // 64) + 1) * 8 if cpus else 8)
+    cdef unsigned char *mask = <unsigned char *>calloc(nbytes, 1)
+    cdef int rc
+    if mask == NULL:
+        raise MemoryError()
+    try:
+        for cpu in cpus:
+            if cpu < 0:
+                raise ValueError(f"negative CPU id {cpu}")
+            mask[cpu >> 3] |= 1 << (cpu & 7)
+        with nogil:
+            rc = c.np_affinity_set(tid, mask, nbytes)
+        check(rc, "sched_setaffinity")
+    finally:
+        free(mask)
+
+
+def getcpu():
+    """(cpu, node) the caller runs on at this instant."""
+    cdef unsigned cpu = 0, node = 0
+    check(c.np_getcpu(&cpu, &node), "getcpu")
+    return cpu, node
+
+
+def gettid():
+    """The kernel thread id of the caller."""
+    return c.np_gettid()
+
+
+# ------------------------------------------------------------------------------ memory policy
+
+cdef void _to_mask(nodes, unsigned long *mask) except *:
+    cdef int bits = 8 * sizeof(unsigned long)
+    for n in nodes:
+        if not 0 <= n < MAXNODE:
+            raise ValueError(f"node {n} is outside 0..{MAXNODE - 1}")
+        mask[n // bits] |= 1UL << (n % bits)
+
+
+cdef frozenset _from_mask(unsigned long *mask):
+    cdef int bits = 8 * sizeof(unsigned long)
+    nodes = []
+    for n in range(MAXNODE):
+        if mask[n // bits] & (1UL << (n % bits)):
+            nodes.append(n)
+    return frozenset(nodes)
+
+
+def mempolicy_get():
+    """The calling thread's memory policy: (policy, frozenset of nodes)."""
+    cdef unsigned long mask[MASK_LONGS]
+    cdef int policy = 0
+    for i in range(MASK_LONGS):
+        mask[i] = 0
+    check(c.np_mempolicy_get(&policy, mask, MAXNODE), "get_mempolicy")
+    return policy, _from_mask(mask)
+
+
+def mempolicy_set(int policy, nodes=()):
+    """Sets the calling thread's memory policy (set_mempolicy)."""
+    cdef unsigned long mask[MASK_LONGS]
+    for i in range(MASK_LONGS):
+        mask[i] = 0
+    _to_mask(nodes, mask)
+    cdef unsigned long *m = mask if nodes else NULL
+    check(c.np_mempolicy_set(policy, m, MAXNODE), "set_mempolicy")
+
+
+# ------------------------------------------------------------------------------------- memory
+
+cdef class Region:
+    """Anonymous memory mapped by the C core; exposes the buffer protocol (bytes, writable).
+
+    ``close()`` unmaps it; it refuses while views (numpy arrays, memoryviews) still exist, so
+    no view can ever point at unmapped memory.
+    """
+    cdef c.np_region r
+    cdef Py_ssize_t exports
+
+    def __cinit__(self, size_t nbytes, int backing, *args, **kwargs):
+        cdef int rc
+        with nogil:
+            rc = c.np_mem_map(&self.r, nbytes, backing)
+        check(rc, "mmap")
+
+    def __dealloc__(self):
+        if self.exports == 0:
+            c.np_mem_unmap(&self.r)
+
+    @property
+    def address(self):
+        return <size_t>self.r.addr
+
+    @property
+    def nbytes(self):
+        return self.r.length
+
+    @property
+    def page_size(self):
+        """The page size the mapping was made with (THP-backed mappings say 4096 here)."""
+        return self.r.page_size
+
+    @property
+    def backing(self):
+        return self.r.backing
+
+    @property
+    def closed(self):
+        return self.r.addr == NULL
+
+    cdef int _open(self) except -1:
+        if self.r.addr == NULL:
+            raise ValueError("the memory was closed (use after close())")
+        return 0
+
+    def bind(self, int policy, nodes, unsigned flags=0):
+        """mbind(2) the whole range."""
+        self._open()
+        cdef unsigned long mask[MASK_LONGS]
+        cdef int rc
+        for i in range(MASK_LONGS):
+            mask[i] = 0
+        _to_mask(nodes, mask)
+        with nogil:
+            rc = c.np_mem_bind(self.r.addr, self.r.length, policy, mask, MAXNODE, flags)
+        check(rc, "mbind")
+
+    def touch(self):
+        """First touch: one write per page, so the policy places every page now."""
+        self._open()
+        with nogil:
+            c.np_mem_touch(self.r.addr, self.r.length, self.r.page_size)
+
+    def close(self):
+        if self.exports > 0:
+            raise BufferError(f"cannot close: {self.exports} view(s) of this memory still exist;"
+                              " delete the arrays or memoryviews first")
+        check(c.np_mem_unmap(&self.r), "munmap")
+
+    def __getbuffer__(self, Py_buffer *buf, int flags):
+        self._open()
+        PyBuffer_FillInfo(buf, self, self.r.addr, self.r.length, 0, flags)
+        self.exports += 1
+
+    def __releasebuffer__(self, Py_buffer *buf):
+        self.exports -= 1
+
+
+def buffer_span(obj):
+    """(address, nbytes) of any object with the buffer protocol (a numpy array, bytearray...)."""
+    cdef Py_buffer view
+    PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE)
+    try:
+        return <size_t>view.buf, view.len
+    finally:
+        PyBuffer_Release(&view)
+
+
+def pages_where(size_t address, size_t npages, size_t page_size):
+    """The node of every page (move_pages without a target): array('i'); -errno for a page
+    that is not present (-ENOENT: never touched)."""
+    out = array("i", bytes(4 * npages))
+    cdef int[::1] v = out
+    cdef int rc = 0
+    if npages:
+        with nogil:
+            rc = c.np_mem_where(<void *>address, npages, page_size, &v[0])
+    check(rc, "move_pages")
+    return out
+
+
+def pages_migrate(size_t address, size_t npages, size_t page_size, int node):
+    """Moves every page to ``node``: array('i') of the node or -errno for each page."""
+    out = array("i", bytes(4 * npages))
+    cdef int[::1] v = out
+    cdef int rc = 0
+    if npages:
+        with nogil:
+            rc = c.np_mem_migrate(<void *>address, npages, page_size, node, &v[0])
+    check(rc, "move_pages")
+    return out
+
+
+# -------------------------------------------------------------------------------------- clock
+
+cdef double _ticks_per_ns = NAN
+
+
+cdef uint64_t clock_start() noexcept nogil:
+    return c.np_clock_start()
+
+
+cdef uint64_t clock_stop() noexcept nogil:
+    return c.np_clock_stop()
+
+
+cdef double ticks_to_ns(double ticks) noexcept nogil:
+    return ticks / _ticks_per_ns
+
+
+def set_ticks_per_ns(double value):
+    """Installs the calibration that ticks_to_ns (the cimport API) uses."""
+    global _ticks_per_ns
+    _ticks_per_ns = value
+
+
+def clock_ticks():
+    """One serialised read of the counter (start-of-region form)."""
+    return c.np_clock_start()
+
+
+def clock_ref_ns(int ref=c.CLOCK_MONOTONIC_RAW):
+    return c.np_clock_ref_ns(ref)
+
+
+def clock_kind():
+    return c.np_clock_kind()
+
+
+def clock_invariant():
+    """1 invariant, 0 not, -errno when the hardware cannot be asked."""
+    return c.np_clock_invariant()
+
+
+def clock_declared_hz():
+    """The frequency the hardware or hypervisor declares, or None."""
+    cdef double hz = 0
+    return hz if c.np_clock_declared_hz(&hz) == 0 else None
+
+
+def clock_calibrate(int ref, uint64_t window_ns, int rounds=50):
+    """Ticks per ns against reference clock ``ref`` over ``window_ns`` (GIL released)."""
+    cdef double tpn = 0
+    cdef int rc
+    with nogil:
+        rc = c.np_clock_calibrate(ref, window_ns, rounds, &tpn)
+    check(rc, "clock_calibrate")
+    return tpn
+
+
+def clock_overhead(int n=100000):
+    """(min, median) ticks of one back-to-back start/stop pair."""
+    cdef double lo = 0, med = 0
+    cdef int rc
+    with nogil:
+        rc = c.np_clock_overhead(n, &lo, &med)
+    check(rc, "clock_overhead")
+    return lo, med
+
+
+def clock_resolution(int n=100000):
+    """Smallest non-zero step between consecutive reads, in ticks."""
+    cdef uint64_t t = 0
+    cdef int rc
+    with nogil:
+        rc = c.np_clock_resolution(n, &t)
+    check(rc, "clock_resolution")
+    return t

@@ -1,0 +1,458 @@
+"""Where things run and where their memory lives: pinning, memory policies, node-local
+allocation, page placement asked from the kernel, migration.
+
+    >>> with numaprobe.bound(cpus=[2, 3], nodes=[1]):     # this thread: CPUs 2-3, memory node 1
+    ...     ...
+    >>> mem = numaprobe.alloc(1 << 30, node=1)            # 1 GiB bound to node 1, touched
+    >>> a = numpy.frombuffer(mem, dtype=numpy.float64)    # a view, no copy
+    >>> mem.pages()                                       # where every page is, per the kernel
+    Pages(262144 pages of 4 KiB: node 1 100%; 2 MiB pages: 100%)
+
+Every request is checked against the topology and this process's allowed sets before a system
+call is made: a bad CPU or node is a ValueError that lists the valid ones, too little memory a
+MemoryError that says how much there is, and nothing is left half-allocated.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+
+from . import _core
+from .topology import Topology, format_list, read as read_topology
+
+__all__ = [
+    "pin", "pinned", "membind", "bound", "alloc", "Memory", "Pages", "where", "migrate",
+    "run_bound", "check_cpus", "check_nodes", "POLICIES", "PAGE_SIZES",
+]
+
+POLICIES = {"bind": _core.POLICY_BIND, "preferred": _core.POLICY_PREFERRED,
+            "interleave": _core.POLICY_INTERLEAVE}
+_POLICY_NAMES = {v: k for k, v in POLICIES.items()} | {
+    _core.POLICY_DEFAULT: "default", _core.POLICY_LOCAL: "local"}
+PAGE_SIZES = ("auto", "4k", "2m", "1g")
+_2M, _1G = 2 << 20, 1 << 30
+_BASE = os.sysconf("SC_PAGESIZE")
+
+
+# ---------------------------------------------------------------------------- validation
+
+def _topology(topology: Topology | None) -> Topology:
+    return topology if topology is not None else read_topology()
+
+
+def check_cpus(cpus, topology: Topology | None = None) -> tuple[int, ...]:
+    """Returns the CPUs sorted, or raises ValueError saying which is wrong and what is valid:
+    unknown, offline, or outside this process's allowed set (cgroup cpuset)."""
+    topo = _topology(topology)
+    cpus = tuple(sorted(set(_as_ints(cpus, "CPU"))))
+    if not cpus:
+        raise ValueError("no CPUs given; usable CPUs: " + format_list(topo.usable_cpus))
+    known = {c.id for c in topo.cpus}
+    online = set(topo.online_cpus)
+    allowed = set(topo.allowed.cgroup_cpus or topo.online_cpus) & online
+    for c in cpus:
+        if c not in known:
+            raise ValueError(f"CPU {c} does not exist; CPUs: {format_list(known)}")
+        if c not in online:
+            raise ValueError(f"CPU {c} is offline; online CPUs: {format_list(online)}")
+        if c not in allowed:
+            raise ValueError(f"CPU {c} is outside this process's allowed CPUs "
+                             f"{format_list(allowed)} (cgroup {topo.allowed.cgroup})")
+    return cpus
+
+
+def check_nodes(nodes, topology: Topology | None = None, *, need: str = "memory") -> tuple[int, ...]:
+    """Returns the nodes sorted, or raises ValueError: unknown node, a node without memory
+    (need="memory") or without CPUs (need="cpus"), a node outside the allowed memory nodes."""
+    topo = _topology(topology)
+    nodes = tuple(sorted(set(_as_ints(nodes, "node"))))
+    if not nodes:
+        raise ValueError("no nodes given; nodes: " + format_list(topo.node_ids))
+    for n in nodes:
+        if n not in topo.node_ids:
+            raise ValueError(f"node {n} does not exist; nodes: {format_list(topo.node_ids)}")
+        if need == "memory":
+            if not topo.node(n).has_memory:
+                raise ValueError(f"node {n} has no memory; nodes with memory: "
+                                 f"{format_list(topo.memory_nodes)}")
+            if n not in topo.allowed.mems:
+                raise ValueError(f"node {n} is outside this process's allowed memory nodes "
+                                 f"{format_list(topo.allowed.mems)}")
+        elif need == "cpus" and n not in topo.cpu_nodes:
+            raise ValueError(f"node {n} has no online CPUs; nodes with CPUs: "
+                             f"{format_list(topo.cpu_nodes)}")
+    return nodes
+
+
+def _as_ints(values, what: str) -> list[int]:
+    if isinstance(values, int):
+        values = [values]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            try:
+                v = int(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{what} ids are whole numbers, got {v!r}") from None
+        if v < 0:
+            raise ValueError(f"{what} ids are not negative, got {v}")
+        out.append(v)
+    return out
+
+
+# ------------------------------------------------------------------------------- pinning
+
+def _tasks() -> list[int]:
+    return [int(t) for t in os.listdir("/proc/self/task")]
+
+
+def pin(cpus, *, process: bool = False, topology: Topology | None = None) -> frozenset[int]:
+    """Pins the calling thread (or, with process=True, every thread of this process) to
+    ``cpus``. Returns the previous CPU set of the calling thread."""
+    cpus = check_cpus(cpus, topology)
+    previous = _core.affinity_get(0)
+    for tid in _tasks() if process else [0]:
+        try:
+            _core.affinity_set(cpus, tid)
+        except ProcessLookupError:  # a thread that ended meanwhile
+            pass
+    return previous
+
+
+@contextlib.contextmanager
+def pinned(cpus, *, topology: Topology | None = None):
+    """Pins the calling thread for the duration of the block; restores its previous CPU set,
+    also on exceptions."""
+    previous = pin(cpus, topology=topology)
+    try:
+        yield tuple(sorted(_core.affinity_get(0)))
+    finally:
+        _core.affinity_set(previous, 0)
+
+
+def membind(nodes, policy: str = "bind", *, topology: Topology | None = None):
+    """Sets the calling thread's memory policy for new allocations; returns the previous one
+    as (policy code, nodes) for restoring with _core.mempolicy_set."""
+    code = _policy_code(policy)
+    nodes = check_nodes(nodes, topology)
+    if policy == "preferred" and len(nodes) != 1:
+        raise ValueError(f"preferred takes one node, got {format_list(nodes)}")
+    previous = _core.mempolicy_get()
+    _core.mempolicy_set(code, nodes)
+    return previous
+
+
+def current_policy() -> tuple[str, tuple[int, ...]]:
+    """The calling thread's memory policy: (name, nodes)."""
+    code, nodes = _core.mempolicy_get()
+    return _POLICY_NAMES.get(code, str(code)), tuple(sorted(nodes))
+
+
+@contextlib.contextmanager
+def bound(cpus=None, nodes=None, policy: str = "bind", *, cpunodes=None,
+          topology: Topology | None = None):
+    """Runs the block with the calling thread on ``cpus`` (or the CPUs of ``cpunodes``) and
+    its new memory on ``nodes`` by ``policy``; restores affinity and policy on exit, also on
+    exceptions. Either part may be omitted."""
+    topo = _topology(topology)
+    if cpunodes is not None:
+        if cpus is not None:
+            raise ValueError("give cpus or cpunodes, not both")
+        cpus = [c for n in check_nodes(cpunodes, topo, need="cpus")
+                for c in topo.cpus_of(n, usable=True)]
+    if cpus is not None:
+        cpus = check_cpus(cpus, topo)
+    if nodes is not None:
+        nodes = check_nodes(nodes, topo)
+        _policy_code(policy)
+    old_cpus = _core.affinity_get(0)
+    old_policy = _core.mempolicy_get()
+    try:
+        if cpus is not None:
+            _core.affinity_set(cpus, 0)
+        if nodes is not None:
+            membind(nodes, policy, topology=topo)
+        yield
+    finally:
+        _core.mempolicy_set(*old_policy)
+        _core.affinity_set(old_cpus, 0)
+
+
+def _policy_code(policy: str) -> int:
+    try:
+        return POLICIES[policy]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown memory policy {policy!r}; policies: "
+                         f"{', '.join(POLICIES)}") from None
+
+
+def run_bound(cmd, cpus=None, nodes=None, policy: str = "bind", *, cpunodes=None, **popen):
+    """Starts ``cmd`` (a list) as a child bound like ``numactl --physcpubind --membind``;
+    returns the subprocess.Popen. The binding is set on this thread around the fork, which the
+    child inherits, and restored here at once."""
+    with bound(cpus, nodes, policy, cpunodes=cpunodes):
+        return subprocess.Popen(cmd, **popen)
+
+
+# ----------------------------------------------------------------------------- memory
+
+@dataclass(frozen=True)
+class Pages:
+    """Where the pages of a range are, as the kernel reports them (move_pages)."""
+    nbytes: int
+    page_size: int                 # the stride asked about: the mapping's kernel page size
+    per_node: dict                 # node -> pages present there
+    not_present: int               # pages never touched (or swapped out)
+    huge_bytes: int                # bytes in huge pages (THP's AnonHugePages, or hugetlb)
+    kernel_page_size: int = field(default=0)
+
+    @property
+    def present(self) -> int:
+        return sum(self.per_node.values())
+
+    def fraction(self, node: int) -> float:
+        """Share of present pages on ``node`` (0..1)."""
+        return self.per_node.get(node, 0) / self.present if self.present else 0.0
+
+    @property
+    def huge_fraction(self) -> float:
+        return min(1.0, self.huge_bytes / self.nbytes) if self.nbytes else 0.0
+
+    def to_dict(self) -> dict:
+        return {"nbytes": self.nbytes, "page_size": self.page_size,
+                "per_node": {str(k): v for k, v in sorted(self.per_node.items())},
+                "not_present": self.not_present, "huge_bytes": self.huge_bytes,
+                "huge_fraction": round(self.huge_fraction, 4)}
+
+    def __str__(self) -> str:
+        nodes = ", ".join(f"node {n} {100 * self.fraction(n):.0f}%"
+                          for n in sorted(self.per_node)) or "none present"
+        s = f"{self.present + self.not_present} pages of {_human(self.page_size)}: {nodes}"
+        if self.not_present:
+            s += f"; {self.not_present} not present"
+        if self.page_size < _2M:
+            s += f"; in 2 MiB pages: {100 * self.huge_fraction:.0f}%"
+        return s
+
+
+class Memory(_core.Region):
+    """Memory from ``alloc()``: a buffer (numpy views it without copying), a context manager;
+    ``close()`` may be called twice; any use after close raises ValueError."""
+
+    def __init__(self, nbytes, backing, *, policy="bind", nodes=(), page="auto"):
+        self.policy, self.nodes, self.page = policy, tuple(nodes), page
+
+    def pages(self) -> Pages:
+        """Where every page is now, asked from the kernel."""
+        if self.closed:
+            raise ValueError("the memory was closed (use after close())")
+        return _pages(self.address, self.nbytes, self.page_size)
+
+    def migrate(self, node: int, *, topology: Topology | None = None) -> Pages:
+        """Moves every page to ``node`` and binds the range there (mbind with MPOL_MF_MOVE);
+        verifies the move and returns the new placement."""
+        if self.closed:
+            raise ValueError("the memory was closed (use after close())")
+        (node,) = check_nodes([node], topology)
+        self.bind(_core.POLICY_BIND, [node], _core.MF_MOVE | _core.MF_STRICT)
+        self.policy, self.nodes = "bind", (node,)
+        return _verify_moved(self.pages(), node)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"{_human(self.nbytes)} at {self.address:#x}"
+        return f"<numaprobe.Memory {state} {self.policy} {format_list(self.nodes)} page={self.page}>"
+
+
+def alloc(nbytes: int, node=None, *, nodes=None, policy: str = "bind", page: str = "auto",
+          topology: Topology | None = None) -> Memory:
+    """Maps ``nbytes`` of memory placed by ``policy`` on ``node`` (or ``nodes``), then touches
+    every page so it is placed now, before anyone else writes it.
+
+    policy: "bind" (only these nodes), "preferred" (this node, others when it is full),
+    "interleave" (round-robin over the nodes). page: "auto" (hugetlb 2 MiB pages when enough
+    are reserved on the nodes, else transparent huge pages for 2 MiB or more, else 4k), "4k",
+    "2m" (hugetlb when reserved, else THP), "1g" (hugetlb only). The size obtained is reported by
+    ``pages()``, not assumed. Default node: the nodes this process may allocate on.
+    """
+    topo = _topology(topology)
+    nbytes = _check_size(nbytes)
+    code = _policy_code(policy)
+    if node is not None and nodes is not None:
+        raise ValueError("give node or nodes, not both")
+    nodes = check_nodes([node] if node is not None else
+                        (nodes if nodes is not None else topo.usable_mems), topo)
+    if policy == "preferred" and len(nodes) != 1:
+        raise ValueError(f"preferred takes one node, got {format_list(nodes)}")
+    backing = _choose_backing(page, nbytes, nodes, policy, topo)
+    if policy != "preferred":
+        _check_free(nbytes, nodes, topo)
+    mem = Memory(nbytes, backing, policy=policy, nodes=nodes, page=page)
+    try:
+        mem.bind(code, nodes)
+        mem.touch()
+    except BaseException:
+        mem.close()
+        raise
+    return mem
+
+
+def _check_size(nbytes) -> int:
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)) or \
+            (isinstance(nbytes, float) and not nbytes.is_integer()):
+        raise ValueError(f"size must be a whole number of bytes, got {nbytes!r}")
+    nbytes = int(nbytes)
+    if nbytes <= 0:
+        raise ValueError(f"size must be a positive number of bytes, got {nbytes}")
+    return nbytes
+
+
+def _check_free(nbytes: int, nodes, topo: Topology) -> None:
+    # Interleave spreads the pages evenly, so each node must hold its share.
+    share = nbytes / len(nodes)
+    for n in nodes:
+        free = topo.free_bytes(n)
+        if share > free:
+            raise MemoryError(
+                f"node {n} has {_human(free)} available, asked for {_human(nbytes)}"
+                + (f" ({_human(int(share))} on each of {len(nodes)} nodes)" if len(nodes) > 1 else ""))
+
+
+def _thp_modes(topo: Topology) -> bool:
+    return topo.settings.thp in ("always", "madvise")
+
+
+def _hugetlb_free(size: int, nbytes: int, nodes, topo: Topology) -> bool:
+    need = math.ceil(nbytes / size / len(nodes))
+    return all(topo.node(n).hugepages.get(size, {}).get("free", 0) >= need for n in nodes)
+
+
+def _choose_backing(page: str, nbytes: int, nodes, policy: str, topo: Topology) -> int:
+    if page not in PAGE_SIZES:
+        raise ValueError(f"unknown page size {page!r}; page sizes: {', '.join(PAGE_SIZES)}")
+    exact = policy != "preferred"  # preferred may spill to nodes we did not count on
+    hugetlb_2m = exact and _hugetlb_free(_2M, nbytes, nodes, topo)
+    if page == "4k":
+        return _core.BACKING_4K
+    if page == "1g":
+        if exact and _hugetlb_free(_1G, nbytes, nodes, topo):
+            return _core.BACKING_HUGETLB_1G
+        raise ValueError(
+            f"1g pages are not available: too few free 1 GiB hugetlb pages on node(s) "
+            f"{format_list(nodes)} (reserve them in /sys/devices/system/node/nodeN/hugepages/"
+            f"hugepages-1048576kB/nr_hugepages); available: {_available(nbytes, nodes, policy, topo)}")
+    if page == "2m":
+        if hugetlb_2m:
+            return _core.BACKING_HUGETLB_2M
+        if _thp_modes(topo):
+            return _core.BACKING_THP
+        raise ValueError(
+            f"2m pages are not available: no free 2 MiB hugetlb pages on node(s) "
+            f"{format_list(nodes)} and transparent huge pages are '{topo.settings.thp}'; "
+            f"available: {_available(nbytes, nodes, policy, topo)}")
+    if hugetlb_2m and nbytes >= _2M:
+        return _core.BACKING_HUGETLB_2M
+    if _thp_modes(topo) and nbytes >= _2M:
+        return _core.BACKING_THP
+    return _core.BACKING_4K
+
+
+def _available(nbytes, nodes, policy, topo) -> str:
+    out = ["4k"]
+    exact = policy != "preferred"
+    if (exact and _hugetlb_free(_2M, nbytes, nodes, topo)) or _thp_modes(topo):
+        out.append("2m")
+    if exact and _hugetlb_free(_1G, nbytes, nodes, topo):
+        out.append("1g")
+    return ", ".join(out)
+
+
+def _smaps_huge(address: int, nbytes: int) -> tuple[int, int]:
+    """(kernel page size, bytes in huge pages) of the mappings overlapping a range, from
+    /proc/self/smaps."""
+    end = address + nbytes
+    kps, huge, inside = 0, 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
+            if m:
+                lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+                inside = lo < end and hi > address
+                continue
+            if not inside:
+                continue
+            if line.startswith("KernelPageSize:"):
+                size = int(line.split()[1]) * 1024
+                kps = max(kps, size)
+            elif line.startswith("AnonHugePages:"):
+                huge += int(line.split()[1]) * 1024
+            elif line.startswith(("Private_Hugetlb:", "Shared_Hugetlb:")):
+                huge += int(line.split()[1]) * 1024
+    return kps or _BASE, huge
+
+
+def _pages(address: int, nbytes: int, stride: int) -> Pages:
+    kps, huge = _smaps_huge(address, nbytes)
+    stride = max(stride, kps)
+    start = address - address % stride
+    npages = -(-(address + nbytes - start) // stride)
+    per_node, missing = {}, 0
+    for n in _core.pages_where(start, npages, stride):
+        if n >= 0:
+            per_node[n] = per_node.get(n, 0) + 1
+        else:
+            missing += 1
+    return Pages(nbytes=nbytes, page_size=stride, per_node=per_node, not_present=missing,
+                 huge_bytes=min(huge, nbytes), kernel_page_size=kps)
+
+
+def where(obj) -> Pages:
+    """Where the pages of any buffer (Memory, numpy array, bytearray...) are now."""
+    if isinstance(obj, Memory):
+        return obj.pages()
+    address, nbytes = _core.buffer_span(obj)
+    if nbytes == 0:
+        raise ValueError("the buffer is empty: no pages to look at")
+    return _pages(address, nbytes, _BASE)
+
+
+def migrate(obj, node: int, *, topology: Topology | None = None) -> Pages:
+    """Moves the pages of any buffer to ``node`` (move_pages) and verifies that they are
+    there. A Memory from alloc() is also re-bound to the node, so new pages follow."""
+    if isinstance(obj, Memory):
+        return obj.migrate(node, topology=topology)
+    (node,) = check_nodes([node], topology)
+    address, nbytes = _core.buffer_span(obj)
+    if nbytes == 0:
+        raise ValueError("the buffer is empty: no pages to move")
+    kps, _ = _smaps_huge(address, nbytes)
+    start = address - address % kps
+    npages = -(-(address + nbytes - start) // kps)
+    _core.pages_migrate(start, npages, kps, node)
+    return _verify_moved(_pages(address, nbytes, kps), node)
+
+
+def _verify_moved(pages: Pages, node: int) -> Pages:
+    stayed = pages.present - pages.per_node.get(node, 0)
+    if stayed:
+        raise OSError(errno.EBUSY, f"{stayed} of {pages.present} pages could not be moved to "
+                      f"node {node} (now: {pages})")
+    return pages
+
+
+def _human(n: float) -> str:
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= div:
+            v = n / div
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{int(n)} B"

@@ -1,0 +1,100 @@
+"""The command line in a subprocess: the quick check, topology (against numactl), clock, run,
+and every bad input answered with one line and exit code 2."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import numaprobe
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "numaprobe", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_quick_check():
+    r = cli()
+    assert r.returncode == 0, r.stderr
+    assert "node 0" in r.stdout and "clock:" in r.stdout and "placement:" in r.stdout
+    r = cli("--json")
+    doc = json.loads(r.stdout)
+    assert set(doc) >= {"topology", "clock", "placement", "warnings"}
+    assert all(c["on_node"] == 1.0 for c in doc["placement"])
+
+
+def test_topology_agrees_with_numactl(topo):
+    if not shutil.which("numactl"):
+        pytest.skip("numactl is not installed (apt-get install numactl)")
+    hw = subprocess.run(["numactl", "--hardware"], capture_output=True, text=True).stdout
+    doc = json.loads(cli("topology", "--json").stdout)
+    nodes = {n["id"]: n for n in doc["nodes"]}
+    m = re.search(r"available: (\d+) nodes \(([\d\-,]+)\)", hw)
+    assert int(m.group(1)) == len(nodes)
+    assert numaprobe.parse_list(m.group(2)) == tuple(sorted(nodes))
+    for nid, n in nodes.items():
+        cpus = re.search(rf"^node {nid} cpus:(.*)$", hw, re.M).group(1).split()
+        assert [int(c) for c in cpus] == n["cpus"]
+        size = int(re.search(rf"^node {nid} size: (\d+) MB", hw, re.M).group(1))
+        assert size == n["memory_total"] // 2**20
+    dist = [line.split()[1:] for line in hw.split("node distances:")[1].strip().splitlines()[1:]]
+    assert [[int(x) for x in row] for row in dist] == [n["distances"] for n in nodes.values()]
+    text = cli("topology").stdout
+    assert "node 0: CPUs" in text and "allowed:" in text
+
+
+def test_topology_capture(tmp_path):
+    r = cli("topology", "--capture", str(tmp_path / "cap"))
+    assert r.returncode == 0
+    assert (tmp_path / "cap" / "expected.json").exists()
+    captured = json.loads(cli("topology", "--json", "--root", str(tmp_path / "cap")).stdout)
+    live = json.loads(cli("topology", "--json").stdout)
+    for key in ("cpus", "caches", "allowed", "settings"):
+        assert captured[key] == live[key], key
+    assert [n["cpus"] for n in captured["nodes"]] == [n["cpus"] for n in live["nodes"]]
+    again = cli("topology", "--capture", str(tmp_path / "cap"))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_clock():
+    r = cli("clock", "--json")
+    d = json.loads(r.stdout)
+    assert d["agreement"] < 1e-3 and d["hz"] > 1e6
+    assert "ticks/us" in cli("clock").stdout
+
+
+def test_run_binds_the_child(topo):
+    cpu = topo.usable_cpus[-1]
+    r = cli("run", "--physcpubind", str(cpu), "--membind", "0", "--", sys.executable, "-c",
+            "import os; print(sorted(os.sched_getaffinity(0))); "
+            "print(open('/proc/self/numa_maps').readline())")
+    assert r.returncode == 0, r.stderr
+    assert f"[{cpu}]" in r.stdout and " bind:0 " in r.stdout
+    r = cli("run", "-N", "0", "-i", "all", "--", "cat", "/proc/self/numa_maps")
+    assert r.returncode == 0 and " interleave:0 " in r.stdout
+    r = cli("run", "-p", "0", "--", sh := "sh", "-c", "exit 3")
+    assert r.returncode == 3  # the command's own exit code passes through
+
+
+@pytest.mark.parametrize("args, match", [
+    (["run", "--physcpubind", "4096", "--", "true"], r"CPU 4096 does not exist; CPUs: 0-"),
+    (["run", "--membind", "9", "--", "true"], r"node 9 does not exist; nodes: 0"),
+    (["run", "--cpunodebind", "9", "--", "true"], r"node 9 does not exist"),
+    (["run", "--membind", "0-x", "--", "true"], r"cannot read '0-x'"),
+    (["run", "--membind", "0", "--interleave", "0", "--", "true"], "give one of"),
+    (["run", "--membind", "0"], "no command given"),
+    (["run", "--", "/nonexistent/cmd"], r"cannot run '/nonexistent/cmd'"),
+    (["clock", "--window", "0.0001"], "at least 1 ms"),
+    (["topology", "--root", "/nonexistent"], "not a Linux sysfs tree"),
+    (["nosuchcommand"], "invalid choice"),
+    (["run", "--bogus", "--", "true"], r"unrecognized arguments|see --help"),
+])
+def test_bad_input_one_line_exit_2(args, match):
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert re.search(match, r.stderr), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
