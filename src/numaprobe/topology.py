@@ -385,7 +385,9 @@ class _CapturingFS(_FS):
         names = super().list(rel, pattern)
         for n in names:
             src, out = self.path(rel) / n, self.dest / rel.lstrip("/") / n
-            if src.is_dir():
+            # Links (nodeN/cpuK, initiators/nodeM) become empty files: the reader only lists
+            # them, and git keeps empty files but not empty directories.
+            if src.is_dir() and not src.is_symlink():
                 out.mkdir(parents=True, exist_ok=True)
             else:
                 out.parent.mkdir(parents=True, exist_ok=True)
@@ -435,7 +437,8 @@ def _read(fs: _FS) -> Topology:
     cpu_ids = tuple(c for c in cpu_ids if c in present)
     online = set(_ids(fs, f"{CPU}/online") or cpu_ids)
 
-    nodes, numa = _read_nodes(fs, cpu_ids)
+    meminfo = fs.text("proc/meminfo")  # read once: a capture must save what was used
+    nodes, numa = _read_nodes(fs, cpu_ids, meminfo)
     node_of = {c: n.id for n in nodes for c in n.cpus}
     cpus = []
     for c in cpu_ids:
@@ -450,8 +453,8 @@ def _read(fs: _FS) -> Topology:
     return Topology(
         cpus=tuple(cpus), nodes=nodes, caches=_read_caches(fs, sorted(online)),
         allowed=_read_allowed(fs, cpu_ids, nodes), settings=_read_settings(fs, sorted(online)),
-        memory_available=_meminfo(fs.text("proc/meminfo"), "MemAvailable"),
-        memory_total=_meminfo(fs.text("proc/meminfo"), "MemTotal"),
+        memory_available=_meminfo(meminfo, "MemAvailable"),
+        memory_total=_meminfo(meminfo, "MemTotal"),
         numa=numa, root=str(fs.root))
 
 
@@ -465,12 +468,11 @@ def _meminfo(text: str | None, key: str) -> int | None:
     return int(m.group(1)) * (1024 if m.group(2) else 1)
 
 
-def _read_nodes(fs: _FS, cpu_ids) -> tuple[tuple[Node, ...], bool]:
+def _read_nodes(fs: _FS, cpu_ids, meminfo: str | None) -> tuple[tuple[Node, ...], bool]:
     node_ids = _ids(fs, f"{NODE}/online") or tuple(int(n[4:]) for n in fs.list(NODE, r"node\d+"))
     if not node_ids:
-        mi = fs.text("proc/meminfo")
-        total = _meminfo(mi, "MemTotal") or 0
-        free = _meminfo(mi, "MemFree") or 0
+        total = _meminfo(meminfo, "MemTotal") or 0
+        free = _meminfo(meminfo, "MemFree") or 0
         return (Node(id=0, cpus=tuple(cpu_ids), memory_total=total, memory_free=free,
                      memory_reclaimable=0, distances=(10,), hugepages={}, access={}),), False
     nodes = []
@@ -503,6 +505,8 @@ def _read_access(fs: _FS, base: str) -> dict:
     for cls in fs.list(base, r"access\d+"):
         d = f"{base}/{cls}/initiators"
         entry = {"initiators": [int(x[4:]) for x in fs.list(d, r"node\d+")]}
+        if not entry["initiators"]:
+            continue  # a memory-less initiator node: its class lists targets, not initiators
         for key in ("read_latency", "write_latency", "read_bandwidth", "write_bandwidth"):
             entry[key] = fs.int(f"{d}/{key}")
         out[cls[len("access"):]] = entry
@@ -555,7 +559,9 @@ def _read_allowed(fs: _FS, cpu_ids, nodes) -> Allowed:
             d = "sys/fs/cgroup" + path.rstrip("/")
             cg_cpus = _ids(fs, f"{d}/cpuset.cpus.effective")
             cg_mems = _ids(fs, f"{d}/cpuset.mems.effective")
-            quota = _cpu_max(fs.value(f"{d}/cpu.max"))
+            # A quota set on any ancestor limits this cgroup too: the tightest one counts.
+            quotas = [_cpu_max(fs.value(f"{anc}/cpu.max")) for anc in _ancestors(d)]
+            quota = min((q for q in quotas if q is not None), default=None)
         elif "cpuset" in controllers.split(",") and version != 2:
             cg_path, version = path, 1
             d = "sys/fs/cgroup/cpuset" + path.rstrip("/")
@@ -567,6 +573,15 @@ def _read_allowed(fs: _FS, cpu_ids, nodes) -> Allowed:
             quota = q / p if q and q > 0 and p else None
     return Allowed(cpus=cpus, mems=mems, cgroup=cg_path, cgroup_version=version,
                    cgroup_cpus=cg_cpus, cgroup_mems=cg_mems, cpu_quota=quota)
+
+
+def _ancestors(d: str) -> list[str]:
+    """"sys/fs/cgroup/a/b" -> the cgroup and its parents below the root: [.../a/b, .../a]."""
+    out = []
+    while d != "sys/fs/cgroup":
+        out.append(d)
+        d = d.rsplit("/", 1)[0]
+    return out
 
 
 def _cpu_max(text: str | None) -> float | None:
@@ -604,5 +619,5 @@ def _bracketed(text: str | None) -> str | None:
     """"always [madvise] never" -> "madvise"."""
     if text is None:
         return None
-    m = re.search(r"\[(\w+)\]", text)
+    m = re.search(r"\[([^\]\s]+)\]", text)
     return m.group(1) if m else text
