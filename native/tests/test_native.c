@@ -148,6 +148,130 @@ static void test_clock(void)
     CHECK(inv == 0 || inv == 1 || inv == -ENOTSUP);
 }
 
+static void test_chase(void)
+{
+    for (int g = 0; g < 2; g++) {
+        np_region r;
+        CHECK(np_mem_map(&r, (size_t)1 << 20, NP_BACKING_4K) == 0);
+        CHECK(np_chase_build(r.addr, r.length, 64, g ? 4096 : 0, 42) == 0);
+        size_t len = 0;
+        CHECK(np_chase_cycle_length(r.addr, r.length / 64 + 1, &len) == 0);
+        CHECK(len == r.length / 64); /* one cycle through every line */
+        uint64_t ticks = 0;
+        void *end = NULL;
+        CHECK(np_chase_run(r.addr, 1 << 16, &ticks, &end) == 0 && ticks > 0 && end != NULL);
+        CHECK(np_chase_run(r.addr, 33, &ticks, &end) == -EINVAL);
+        CHECK(np_chase_build(r.addr, 64, 64, 0, 1) == -EINVAL); /* a single line */
+        CHECK(np_chase_build(r.addr, r.length, 12, 0, 1) == -EINVAL);
+        np_mem_unmap(&r);
+    }
+}
+
+static int count_member(np_team *team, int i, void *arg)
+{
+    np_team_barrier(team);
+    __atomic_add_fetch((int *)arg, i + 1, __ATOMIC_RELAXED);
+    np_team_barrier(team);
+    return 0;
+}
+
+static void test_team(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int cpus[2] = {0, ncpu > 1 ? 1 : 0}, ran_on[2] = {-1, -1}, sum = 0;
+    CHECK(np_team_run(cpus, 2, count_member, &sum, ran_on) == 0);
+    CHECK(sum == 3 && ran_on[0] == cpus[0] && ran_on[1] == cpus[1]);
+    int bad[2] = {0, 100000};
+    sum = 0;
+    CHECK(np_team_run(bad, 2, count_member, &sum, NULL) == -EINVAL);
+    CHECK(sum == 0); /* nobody worked when one thread could not be placed */
+    CHECK(np_team_run(cpus, 0, count_member, &sum, NULL) == -EINVAL);
+}
+
+static void test_bandwidth(void)
+{
+    size_t n = 1 << 14;
+    np_region ra, rb, rc;
+    CHECK(np_mem_map(&ra, n * 8, NP_BACKING_4K) == 0);
+    CHECK(np_mem_map(&rb, n * 8, NP_BACKING_4K) == 0);
+    CHECK(np_mem_map(&rc, n * 8, NP_BACKING_4K) == 0);
+    double *a = ra.addr, *b = rb.addr, *c = rc.addr;
+    unsigned isas = np_isa_supported();
+    CHECK(isas & 1u);
+    for (int isa = NP_ISA_SCALAR; isa <= NP_ISA_AVX512; isa++) {
+        if (!(isas & (1u << isa)))
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            b[i] = (double)i;
+            c[i] = 2.0;
+        }
+        for (int k = 0; k < NP_BW_NKERNELS; k++) {
+            double sum = np_bw_pass(k, isa, a, b, c, n, 3.0);
+            int ok = 1;
+            for (size_t i = 0; i < n && ok; i++) {
+                double want = k == NP_BW_WRITE || k == NP_BW_WRITE_NT ? 3.0
+                            : k == NP_BW_COPY || k == NP_BW_COPY_NT   ? b[i]
+                            : k == NP_BW_TRIAD || k == NP_BW_TRIAD_NT ? b[i] + 6.0
+                                                                      : a[i];
+                ok = a[i] == want;
+            }
+            CHECK(ok);
+            if (k == NP_BW_READ) {
+                double want = 0;
+                for (size_t i = 0; i < n; i++)
+                    want += a[i];
+                CHECK(sum == want);
+            }
+        }
+    }
+    /* The threaded run: two threads, their own arrays, samples recorded. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int cpus[2] = {0, ncpu > 1 ? 1 : 0};
+    double *as[2] = {a, a + n / 2}, *bs[2] = {b, b + n / 2};
+    uint64_t t0[6], t1[6];
+    double cs[2];
+    np_bw_args args = {.kernel = NP_BW_COPY, .isa = NP_ISA_SCALAR, .n = n / 2, .a = as,
+                       .b = bs, .reps = 3, .t0 = t0, .t1 = t1, .checksum = cs};
+    CHECK(np_bw_run(cpus, 2, &args, NULL) == 0);
+    for (int i = 0; i < 6; i++)
+        CHECK(t1[i] > t0[i]);
+    args.b = NULL;
+    CHECK(np_bw_run(cpus, 2, &args, NULL) == -EINVAL); /* copy needs a source */
+    args.n = 100;
+    CHECK(np_bw_run(cpus, 2, &args, NULL) == -EINVAL);
+    np_mem_unmap(&ra);
+    np_mem_unmap(&rb);
+    np_mem_unmap(&rc);
+}
+
+static void test_c2c_and_loaded(void)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    np_region r;
+    CHECK(np_mem_map(&r, (size_t)1 << 20, NP_BACKING_4K) == 0);
+    uint64_t ticks = 0;
+    if (ncpu > 1) {
+        CHECK(np_c2c_run(0, 1, r.addr, 1000, &ticks) == 0 && ticks > 0);
+        CHECK(*(uint64_t *)r.addr == 2000);
+    }
+    CHECK(np_c2c_run(0, 0, r.addr, 10, &ticks) == -EINVAL);
+    CHECK(np_c2c_run(0, 1, (char *)r.addr + 8, 10, &ticks) == -EINVAL);
+
+    CHECK(np_chase_build(r.addr, r.length / 2, 64, 0, 7) == 0);
+    int cpus[2] = {0, ncpu > 1 ? 1 : 0};
+    double *bufs[1] = {(double *)((char *)r.addr + r.length / 2)};
+    uint64_t lat[3], bytes[1] = {0};
+    np_loaded_args la = {.chain = r.addr, .loads = 1 << 14, .samples = 3, .lat_ticks = lat,
+                         .bufs = bufs, .n = r.length / 2 / 8, .delay = 10, .bytes = bytes};
+    CHECK(np_loaded_run(cpus, ncpu > 1 ? 2 : 1, &la, NULL) == 0);
+    CHECK(lat[0] > 0 && lat[2] > 0 && la.t1 > la.t0);
+    if (ncpu > 1)
+        CHECK(bytes[0] > 0 && bytes[0] % 512 == 0);
+    la.loads = 31;
+    CHECK(np_loaded_run(cpus, 1, &la, NULL) == -EINVAL);
+    np_mem_unmap(&r);
+}
+
 int main(void)
 {
     test_map_bind_touch_where(NP_BACKING_4K);
@@ -156,6 +280,10 @@ int main(void)
     test_mempolicy();
     test_affinity();
     test_clock();
+    test_chase();
+    test_team();
+    test_bandwidth();
+    test_c2c_and_loaded();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

@@ -337,3 +337,151 @@ def clock_resolution(int n=100000):
         rc = c.np_clock_resolution(n, &t)
     check(rc, "clock_resolution")
     return t
+
+
+# ------------------------------------------------------------------------------------- probes
+
+ISA_NAMES = {c.NP_ISA_SCALAR: "scalar", c.NP_ISA_AVX2: "avx2", c.NP_ISA_AVX512: "avx512"}
+BW_KERNELS = {"read": c.NP_BW_READ, "write": c.NP_BW_WRITE, "write_nt": c.NP_BW_WRITE_NT,
+              "copy": c.NP_BW_COPY, "copy_nt": c.NP_BW_COPY_NT, "triad": c.NP_BW_TRIAD,
+              "triad_nt": c.NP_BW_TRIAD_NT}
+
+
+def isa_supported():
+    """Names of the kernel widths this CPU runs: scalar, avx2, avx512."""
+    cdef unsigned mask = c.np_isa_supported()
+    return tuple(name for bit, name in ISA_NAMES.items() if mask & (1u << bit))
+
+
+cdef int *_int_array(values) except NULL:
+    cdef int *out = <int *>calloc(max(1, len(values)), sizeof(int))
+    if out == NULL:
+        raise MemoryError()
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def chase_build(size_t address, size_t nbytes, size_t line=64, size_t group_bytes=0,
+                uint64_t seed=1):
+    """One random cycle through the lines of [address, address+nbytes) (see chase.c)."""
+    cdef int rc
+    with nogil:
+        rc = c.np_chase_build(<void *>address, nbytes, line, group_bytes, seed)
+    check(rc, "chase_build")
+
+
+def chase_cycle_length(size_t address, size_t max_steps):
+    cdef size_t n = 0
+    cdef int rc
+    with nogil:
+        rc = c.np_chase_cycle_length(<void *>address, max_steps, &n)
+    check(rc, "chase_cycle_length")
+    return n
+
+
+def loaded_run(cpus, size_t chain, uint64_t loads, int samples, bufs=(), size_t n=0,
+               uint64_t delay=0):
+    """cpus[0] follows the chain for `samples` samples of `loads` loads while cpus[1:] read
+    bufs (addresses of n doubles each). Returns (latency ticks per sample, bytes read per
+    traffic thread, ticks spanning the samples, CPUs the threads ran on)."""
+    cdef int nt = len(cpus)
+    if nt < 1 or len(bufs) != nt - 1:
+        raise ValueError("loaded_run needs one CPU for the chase and one buffer per other CPU")
+    cdef int *cpu_arr = _int_array(cpus)
+    cdef int *ran_on = _int_array([-1] * nt)
+    cdef uint64_t *lat = <uint64_t *>calloc(samples, sizeof(uint64_t))
+    cdef uint64_t *nbytes = <uint64_t *>calloc(max(1, nt - 1), sizeof(uint64_t))
+    cdef double **b = <double **>calloc(max(1, nt - 1), sizeof(double *))
+    cdef c.np_loaded_args args
+    cdef int rc
+    try:
+        if lat == NULL or nbytes == NULL or b == NULL:
+            raise MemoryError()
+        for i, addr in enumerate(bufs):
+            b[i] = <double *><size_t>addr
+        args.chain = <void *>chain
+        args.loads = loads
+        args.samples = samples
+        args.lat_ticks = lat
+        args.bufs = b
+        args.n = n
+        args.delay = delay
+        args.bytes = nbytes
+        args.t0 = args.t1 = 0
+        args.sink = 0
+        with nogil:
+            rc = c.np_loaded_run(cpu_arr, nt, &args, ran_on)
+        check(rc, "loaded_run")
+        return ([lat[i] for i in range(samples)], [nbytes[i] for i in range(nt - 1)],
+                args.t1 - args.t0, [ran_on[i] for i in range(nt)])
+    finally:
+        free(cpu_arr)
+        free(ran_on)
+        free(lat)
+        free(nbytes)
+        free(b)
+
+
+def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5):
+    """Runs a bandwidth kernel on every CPU at once, `reps` times; thread i works on the arrays
+    at addresses a[i], b[i], cc[i] of n doubles. Returns (t0, t1, checksums, ran_on) with
+    t0/t1 as lists of per-repetition lists of per-thread ticks."""
+    cdef int nt = len(cpus)
+    if kernel not in BW_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; kernels: {', '.join(BW_KERNELS)}")
+    isa_ids = {v: k for k, v in ISA_NAMES.items()}
+    if isa not in isa_ids:
+        raise ValueError(f"unknown ISA {isa!r}; this CPU runs: {', '.join(isa_supported())}")
+    cdef int *cpu_arr = _int_array(cpus)
+    cdef int *ran_on = _int_array([-1] * nt)
+    cdef uint64_t *t0 = <uint64_t *>calloc(reps * nt, sizeof(uint64_t))
+    cdef uint64_t *t1 = <uint64_t *>calloc(reps * nt, sizeof(uint64_t))
+    cdef double *sums = <double *>calloc(nt, sizeof(double))
+    cdef double **pa = <double **>calloc(nt, sizeof(double *))
+    cdef double **pb = <double **>calloc(nt, sizeof(double *))
+    cdef double **pc = <double **>calloc(nt, sizeof(double *))
+    cdef c.np_bw_args args
+    cdef int rc
+    try:
+        if not (t0 and t1 and sums and pa and pb and pc):
+            raise MemoryError()
+        for i in range(nt):
+            pa[i] = <double *><size_t>a[i]
+            pb[i] = <double *><size_t>b[i] if b is not None else NULL
+            pc[i] = <double *><size_t>cc[i] if cc is not None else NULL
+        args.kernel = BW_KERNELS[kernel]
+        args.isa = isa_ids[isa]
+        args.n = n
+        args.a = pa
+        args.b = pb if b is not None else NULL
+        args.c = pc if cc is not None else NULL
+        args.reps = reps
+        args.t0 = t0
+        args.t1 = t1
+        args.checksum = sums
+        with nogil:
+            rc = c.np_bw_run(cpu_arr, nt, &args, ran_on)
+        check(rc, "bw_run")
+        return ([[t0[r * nt + i] for i in range(nt)] for r in range(reps)],
+                [[t1[r * nt + i] for i in range(nt)] for r in range(reps)],
+                [sums[i] for i in range(nt)], [ran_on[i] for i in range(nt)])
+    finally:
+        free(cpu_arr)
+        free(ran_on)
+        free(t0)
+        free(t1)
+        free(sums)
+        free(pa)
+        free(pb)
+        free(pc)
+
+
+def c2c_run(int cpu_a, int cpu_b, size_t line, uint64_t rounds):
+    """Ticks for `rounds` round trips of the cache line at `line` between two CPUs."""
+    cdef uint64_t ticks = 0
+    cdef int rc
+    with nogil:
+        rc = c.np_c2c_run(cpu_a, cpu_b, <void *>line, rounds, &ticks)
+    check(rc, "c2c_run")
+    return ticks

@@ -64,3 +64,56 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
     int np_clock_calibrate(clockid_t ref, uint64_t window_ns, int rounds, double *ticks_per_ns)
     int np_clock_overhead(int n, double *min_ticks, double *median_ticks)
     int np_clock_resolution(int n, uint64_t *ticks)
+
+
+    # chase.c
+    int np_chase_build(void *buf, size_t nbytes, size_t line, size_t group_bytes, uint64_t seed)
+    int np_chase_run(void *start, uint64_t loads, uint64_t *ticks, void **end)
+    int np_chase_cycle_length(void *buf, size_t max_steps, size_t *length)
+
+    # bandwidth.c
+    enum:
+        NP_BW_READ
+        NP_BW_WRITE
+        NP_BW_WRITE_NT
+        NP_BW_COPY
+        NP_BW_COPY_NT
+        NP_BW_TRIAD
+        NP_BW_TRIAD_NT
+        NP_BW_NKERNELS
+    enum:
+        NP_ISA_SCALAR
+        NP_ISA_AVX2
+        NP_ISA_AVX512
+        NP_ISA_NEON
+    unsigned np_isa_supported()
+    double np_bw_pass(int kernel, int isa, double *a, const double *b, const double *c,
+                      size_t n, double s)
+    ctypedef struct np_bw_args:
+        int kernel, isa
+        size_t n
+        double **a
+        double **b
+        double **c
+        int reps
+        uint64_t *t0
+        uint64_t *t1
+        double *checksum
+    int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on)
+
+    # loaded.c
+    ctypedef struct np_loaded_args:
+        void *chain
+        uint64_t loads
+        int samples
+        uint64_t *lat_ticks
+        double **bufs
+        size_t n
+        uint64_t delay
+        uint64_t *bytes
+        uint64_t t0, t1
+        double sink
+    int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on)
+
+    # c2c.c
+    int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks)

@@ -157,6 +157,90 @@ int np_clock_overhead(int n, double *min_ticks, double *median_ticks);
 /* The smallest non-zero difference between consecutive reads, in ticks, over `n` reads. */
 int np_clock_resolution(int n, uint64_t *ticks);
 
+/* ---------------------------------------------------------------- threads.c */
+
+/* A team of threads, each pinned to one CPU before it runs anything, released together. */
+typedef struct np_team np_team;
+typedef int (*np_team_fn)(np_team *team, int index, void *arg);
+/* Runs fn(team, i, arg) on n threads, thread i pinned to cpus[i]; returns when all are done.
+ * ran_on[i] (optional) gets the CPU thread i ran on after pinning (getcpu). Returns the first
+ * failure: -errno from pinning or thread creation, or fn's own negative return. */
+int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on);
+/* All threads of the team wait here until every one has arrived. */
+void np_team_barrier(np_team *team);
+int np_team_size(const np_team *team);
+/* A flag threads poll to stop (set by one of them). */
+volatile int *np_team_stop_flag(np_team *team);
+
+/* ---------------------------------------------------------------- chase.c */
+
+/* Builds one random cycle through every `line`-byte line of buf (each line's first word holds
+ * the address of the next). With group_bytes > 0 the walk visits the lines of one group (a
+ * page or a few) in random order before moving to the next group, groups in random order, so
+ * page walks are amortised (TLB-local); with group_bytes == 0 it is random over the whole
+ * buffer. Deterministic for a seed. */
+int np_chase_build(void *buf, size_t nbytes, size_t line, size_t group_bytes, uint64_t seed);
+/* Follows the chain from `start` for `loads` dependent loads; *ticks = elapsed counter ticks
+ * (the read overhead not subtracted); *end = where it stopped (keeps the loads alive). */
+int np_chase_run(void *start, uint64_t loads, uint64_t *ticks, void **end);
+/* Walks the cycle from buf and counts its length (to check it covers every line). */
+int np_chase_cycle_length(void *buf, size_t max_steps, size_t *length);
+
+/* ---------------------------------------------------------------- bandwidth.c */
+
+enum np_bw_kernel {
+    NP_BW_READ = 0,      /* s += a[i]                       */
+    NP_BW_WRITE = 1,     /* a[i] = s                        */
+    NP_BW_WRITE_NT = 2,  /* a[i] = s, non-temporal stores   */
+    NP_BW_COPY = 3,      /* a[i] = b[i]                     */
+    NP_BW_COPY_NT = 4,   /* a[i] = b[i], non-temporal       */
+    NP_BW_TRIAD = 5,     /* a[i] = b[i] + s * c[i]          */
+    NP_BW_TRIAD_NT = 6,  /* the same, non-temporal stores   */
+    NP_BW_NKERNELS = 7,
+};
+enum np_isa { NP_ISA_SCALAR = 0, NP_ISA_AVX2 = 1, NP_ISA_AVX512 = 2, NP_ISA_NEON = 3 };
+/* Which ISAs this CPU can run (bit 1 << NP_ISA_*). */
+unsigned np_isa_supported(void);
+/* One pass of a kernel over n doubles (n a multiple of 64); returns the sum for NP_BW_READ
+ * (a checksum) and 0 otherwise. -EINVAL-like misuse is the caller's to avoid: Python checks. */
+double np_bw_pass(int kernel, int isa, double *a, const double *b, const double *c, size_t n,
+                  double s);
+
+typedef struct np_bw_args {
+    int kernel, isa;
+    size_t n;           /* doubles per array per thread (multiple of 64)           */
+    double **a, **b, **c; /* per-thread arrays (b, c may be NULL when unused)      */
+    int reps;           /* timed repetitions; each one is a sample                  */
+    uint64_t *t0, *t1;  /* [reps * nthreads]: start and end ticks of each thread    */
+    double *checksum;   /* [nthreads]: read kernels' sum of the last pass           */
+} np_bw_args;
+/* Runs the kernel on every CPU of `cpus` at once, `reps` times, each repetition started by a
+ * barrier; one warm-up pass first (not recorded). */
+int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on);
+
+/* ---------------------------------------------------------------- loaded.c */
+
+typedef struct np_loaded_args {
+    void *chain;         /* a chain built by np_chase_build                              */
+    uint64_t loads;      /* loads per latency sample                                     */
+    int samples;         /* latency samples (the first is a warm-up, also recorded)      */
+    uint64_t *lat_ticks; /* [samples]                                                    */
+    double **bufs;       /* per traffic thread: a read buffer                            */
+    size_t n;            /* doubles per traffic buffer (multiple of 64)                  */
+    uint64_t delay;      /* spin iterations between 512-byte read blocks (0: full speed) */
+    uint64_t *bytes;     /* [traffic threads] bytes read during the latency samples      */
+    uint64_t t0, t1;     /* ticks spanning the latency samples                           */
+    double sink;
+} np_loaded_args;
+/* cpus[0] runs the latency chase; cpus[1..n-1] read their buffers until it is done. */
+int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on);
+
+/* ---------------------------------------------------------------- c2c.c */
+
+/* Bounces the cache line at `line` between CPUs a and b `rounds` times (compare-and-swap);
+ * *ticks = counter ticks for all round trips, measured on CPU a. */
+int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks);
+
 #ifdef __cplusplus
 }
 #endif

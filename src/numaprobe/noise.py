@@ -1,0 +1,90 @@
+"""How busy the machine was with other work while numaprobe measured: CPU time that did not
+belong to this process (from /proc/stat and /proc/self/stat), and time stolen by a
+hypervisor."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+__all__ = ["Noise", "NoiseMeter"]
+
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Noise:
+    seconds: float         # wall time of the window
+    cpus: int              # CPUs watched
+    foreign: float         # CPU-seconds used by other processes on those CPUs
+    steal: float           # CPU-seconds taken by the hypervisor
+    own: float             # CPU-seconds of this process
+
+    @property
+    def foreign_fraction(self) -> float:
+        """Foreign CPU time as a share of the CPUs' capacity over the window."""
+        cap = self.seconds * self.cpus
+        return self.foreign / cap if cap > 0 else 0.0
+
+    @property
+    def steal_fraction(self) -> float:
+        cap = self.seconds * self.cpus
+        return self.steal / cap if cap > 0 else 0.0
+
+    def warning(self, limit: float = 0.05) -> str | None:
+        parts = []
+        if self.foreign_fraction > limit:
+            parts.append(f"other processes used {100 * self.foreign_fraction:.0f} % of the CPUs")
+        if self.steal_fraction > limit:
+            parts.append(f"the hypervisor stole {100 * self.steal_fraction:.0f} % of CPU time")
+        return ("noisy machine: " + " and ".join(parts) + " during the run") if parts else None
+
+    def to_dict(self) -> dict:
+        return {"seconds": self.seconds, "cpus": self.cpus, "foreign_cpu_s": self.foreign,
+                "steal_cpu_s": self.steal, "own_cpu_s": self.own,
+                "foreign_fraction": self.foreign_fraction, "steal_fraction": self.steal_fraction}
+
+
+def _cpu_times(cpus) -> tuple[float, float]:
+    """(busy, steal) jiffies summed over the given CPUs."""
+    busy = steal = 0
+    want = {f"cpu{c}" for c in cpus}
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts and parts[0] in want:
+                v = [int(x) for x in parts[1:]]
+                # user nice system idle iowait irq softirq steal (guest time is inside user)
+                busy += v[0] + v[1] + v[2] + v[5] + v[6]
+                steal += v[7] if len(v) > 7 else 0
+    return busy, steal
+
+
+def _own_jiffies() -> int:
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (all threads)
+
+
+class NoiseMeter:
+    """with NoiseMeter(cpus) as m: ...; then m.result is a Noise."""
+
+    def __init__(self, cpus):
+        self.cpus = tuple(cpus)
+        self.result: Noise | None = None
+
+    def __enter__(self):
+        self._t = time.monotonic()
+        self._busy, self._steal = _cpu_times(self.cpus)
+        self._own = _own_jiffies()
+        return self
+
+    def __exit__(self, *exc):
+        busy, steal = _cpu_times(self.cpus)
+        own = _own_jiffies() - self._own
+        # Own time may have run on CPUs outside the watched set; never count it as foreign.
+        foreign = max(0, (busy - self._busy) - own)
+        self.result = Noise(seconds=time.monotonic() - self._t, cpus=len(self.cpus),
+                            foreign=foreign / _HZ, steal=(steal - self._steal) / _HZ,
+                            own=own / _HZ)
+        return False

@@ -1,0 +1,82 @@
+"""What the probes share: choosing CPUs and nodes (validated), chains, progress."""
+from __future__ import annotations
+
+import sys
+
+from .. import _core, placement
+from ..topology import Topology, format_list, read as read_topology
+
+LINE = 64
+
+
+def topology(topo: Topology | None) -> Topology:
+    return topo if topo is not None else read_topology()
+
+
+def cpu_nodes(topo: Topology, nodes=None) -> tuple[int, ...]:
+    """Nodes that have usable CPUs (all of them by default), validated."""
+    if nodes is None:
+        nodes = tuple(n for n in topo.cpu_nodes if topo.cpus_of(n, usable=True))
+    nodes = placement.check_nodes(nodes, topo, need="cpus")
+    for n in nodes:
+        if not topo.cpus_of(n, usable=True):
+            raise ValueError(f"node {n} has no CPU this process may use; usable CPUs: "
+                             f"{format_list(topo.usable_cpus)}")
+    return nodes
+
+
+def mem_nodes(topo: Topology, nodes=None) -> tuple[int, ...]:
+    """Nodes with memory this process may allocate on (all by default), validated."""
+    return placement.check_nodes(topo.usable_mems if nodes is None else nodes, topo)
+
+
+def node_cpu(topo: Topology, node: int) -> int:
+    """The CPU that represents a node: its last usable one (CPU 0 of a node tends to take
+    more interrupts)."""
+    return topo.cpus_of(node, usable=True)[-1]
+
+
+def check_size(nbytes, minimum: int, what: str = "size") -> int:
+    nbytes = placement._check_size(nbytes)
+    if nbytes < minimum:
+        raise ValueError(f"{what} must be at least {minimum} bytes, got {nbytes}")
+    return nbytes
+
+
+def llc_bytes(topo: Topology) -> int:
+    """The largest cache a CPU sees (what it says; the sweep finds what is true)."""
+    return max((c.size for c in topo.caches if c.type != "Instruction"), default=32 << 20)
+
+
+def chain_group(pages: placement.Pages, chain: str) -> int:
+    """Bytes per TLB-local group: one huge page when the memory got huge pages, else 64 base
+    pages (256 KiB, within any L2 TLB's reach); 0 for a fully random chain."""
+    if chain == "random":
+        return 0
+    if chain != "tlb-local":
+        raise ValueError(f"unknown chain {chain!r}; chains: tlb-local, random")
+    return 2 << 20 if pages.huge_fraction > 0.5 or pages.page_size >= 2 << 20 else 64 * 4096
+
+
+def build_chain(mem: placement.Memory, chain: str, seed: int = 1) -> placement.Pages:
+    pages = mem.pages()
+    _core.chase_build(mem.address, mem.nbytes, LINE, chain_group(pages, chain), seed)
+    return pages
+
+
+class Progress:
+    """One line on stderr, rewritten in place; silent when stderr is not a terminal."""
+
+    def __init__(self, total: int, what: str, enabled: bool | None = None):
+        self.total, self.what, self.done = total, what, 0
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+
+    def step(self, detail: str = "") -> None:
+        self.done += 1
+        if self.enabled:
+            print(f"\r{self.what}: {self.done}/{self.total} {detail}"[:79].ljust(79),
+                  end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,90 @@
+"""Core-to-core latency: a cache line passed between two pinned threads by compare-and-swap.
+A round trip moves the line twice; one-way latency is half a round trip, the clock's read
+overhead removed. Where the line lives (its memory node) is a parameter: it changes results
+on machines whose coherence directory sits with the memory."""
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+
+from .. import _core, clock, placement
+from ..stats import summarize
+from ..topology import Topology, format_list
+from . import _common as C
+
+
+@dataclass(frozen=True)
+class C2CMatrix:
+    cpus: tuple
+    node: int               # where the line lived
+    rounds: int
+    ns: dict                # (cpu a, cpu b) -> Summary of one-way ns, a < b
+
+    def pairs_sorted(self):
+        return sorted(self.ns.items(), key=lambda kv: kv[1].median)
+
+    def summary(self) -> dict:
+        items = self.pairs_sorted()
+        meds = [s.median for _, s in items]
+        return {"min": {"pair": list(items[0][0]), "ns": items[0][1].median},
+                "median": statistics.median(meds),
+                "max": {"pair": list(items[-1][0]), "ns": items[-1][1].median},
+                "pairs": len(items)}
+
+    def to_dict(self) -> dict:
+        return {"cpus": list(self.cpus), "node": self.node, "rounds": self.rounds,
+                "pairs": [{"a": a, "b": b, "ns": s.to_dict()} for (a, b), s in self.ns.items()],
+                "summary": self.summary()}
+
+    def warnings(self) -> list[str]:
+        return [w for (a, b), s in self.ns.items()
+                if (w := s.warning(f"core-to-core CPUs {a}-{b}", limit=0.10))]
+
+    def table(self) -> str:
+        cpus = self.cpus
+        lines = [f"core-to-core latency, ns one way (line on node {self.node})",
+                 "CPU".rjust(5) + "".join(f"{c:>8}" for c in cpus)]
+        for a in cpus:
+            row = f"{a:>5}"
+            for b in cpus:
+                key = (min(a, b), max(a, b))
+                row += f"{self.ns[key].median:8.1f}" if key in self.ns and a != b else f"{'-':>8}"
+            lines.append(row)
+        s = self.summary()
+        lines.append(f"min {s['min']['ns']:.1f} ns (CPUs {s['min']['pair'][0]}-{s['min']['pair'][1]}), "
+                     f"median {s['median']:.1f} ns, max {s['max']['ns']:.1f} ns "
+                     f"(CPUs {s['max']['pair'][0]}-{s['max']['pair'][1]})")
+        return "\n".join(lines)
+
+
+def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, samples: int = 5,
+               topology: Topology | None = None, progress: bool | None = None) -> C2CMatrix:
+    """One-way latency for every pair of ``cpus`` (default: every usable CPU)."""
+    topo = C.topology(topology)
+    cpus = placement.check_cpus(topo.usable_cpus if cpus is None else cpus, topo)
+    if len(cpus) < 2:
+        raise ValueError(f"core-to-core latency needs two CPUs or more; usable CPUs: "
+                         f"{format_list(topo.usable_cpus)}")
+    if not isinstance(rounds, int) or rounds < 1 or not isinstance(samples, int) or samples < 1:
+        raise ValueError("rounds and samples must be whole numbers >= 1")
+    if node is None:
+        node = topo.node_of(cpus[0]) if topo.node_of(cpus[0]) in topo.usable_mems \
+            else topo.usable_mems[0]
+    (node,) = C.mem_nodes(topo, [node])
+    clk = clock.get()
+    pairs = list(itertools.combinations(cpus, 2))
+    bar = C.Progress(len(pairs), "core-to-core", progress)
+    out = {}
+    try:
+        with placement.alloc(4096, node=node, page="4k", topology=topo) as line:
+            for a, b in pairs:
+                _core.c2c_run(a, b, line.address, max(rounds // 10, 1))  # warm-up
+                ns = [clk.to_ns(max(_core.c2c_run(a, b, line.address, rounds)
+                                    - clk.overhead_ticks, 0)) / rounds / 2
+                      for _ in range(samples)]
+                out[(a, b)] = summarize(ns, "ns")
+                bar.step(f"CPUs {a}-{b}: {out[(a, b)].median:.1f} ns")
+    finally:
+        bar.close()
+    return C2CMatrix(cpus=tuple(cpus), node=node, rounds=rounds, ns=out)

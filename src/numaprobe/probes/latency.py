@@ -1,0 +1,290 @@
+"""Idle memory latency: dependent loads through one random cycle of cache lines.
+
+Method (DESIGN section 5): the chain covers every 64-byte line of a buffer placed on the memory
+node; the TLB-local kind visits the lines of one page group in random order before moving on,
+so page walks do not pollute DRAM latency; the fully random kind does not. The chase runs on a
+thread pinned to a CPU of the CPU node; each sample is at least 10^6 loads; the first sample is
+dropped (it warms caches and TLBs); the clock's read overhead is subtracted. Result: ns per
+load, with its spread.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .. import _core, clock, placement
+from ..stats import Summary, summarize
+from ..topology import Topology
+from . import _common as C
+
+MIN_LOADS = 1 << 20  # >= 10^6 loads a sample
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    cpu: int
+    cpu_node: int
+    mem_node: int
+    size: int               # bytes in the chain
+    chain: str              # tlb-local or random
+    page: str               # the page size asked for
+    pages: dict             # where the pages were and what size they got (Pages.to_dict())
+    loads: int              # loads per sample
+    ns: Summary             # ns per load, first sample dropped
+
+    def to_dict(self) -> dict:
+        return {"cpu": self.cpu, "cpu_node": self.cpu_node, "mem_node": self.mem_node,
+                "size": self.size, "chain": self.chain, "page": self.page, "pages": self.pages,
+                "loads": self.loads, "ns": self.ns.to_dict()}
+
+
+def _chase(cpu: int, mem: placement.Memory, loads: int, samples: int) -> list[float]:
+    clk = clock.get()
+    ticks, _, _, ran_on = _core.loaded_run([cpu], mem.address, loads, samples + 1)
+    if ran_on[0] != cpu:
+        raise RuntimeError(f"the chase thread ran on CPU {ran_on[0]}, not CPU {cpu}")
+    return [clk.to_ns(max(t - clk.overhead_ticks, 0)) / loads for t in ticks[1:]]
+
+
+def latency(cpu_node: int, mem_node: int, *, size: int | None = None, page: str = "auto",
+            chain: str = "tlb-local", samples: int = 5, loads: int = MIN_LOADS,
+            topology: Topology | None = None) -> LatencyResult:
+    """Idle latency from a CPU of ``cpu_node`` to memory on ``mem_node``."""
+    topo = C.topology(topology)
+    (cn,) = C.cpu_nodes(topo, [cpu_node])
+    (mn,) = C.mem_nodes(topo, [mem_node])
+    size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
+    samples, loads = _check_counts(samples, loads)
+    cpu = C.node_cpu(topo, cn)
+    with placement.alloc(size, node=mn, page=page, topology=topo) as mem:
+        pages = C.build_chain(mem, chain)
+        ns = _chase(cpu, mem, loads, samples)
+    return LatencyResult(cpu=cpu, cpu_node=cn, mem_node=mn, size=size, chain=chain, page=page,
+                         pages=pages.to_dict(), loads=loads, ns=summarize(ns, "ns"))
+
+
+def default_size(topo: Topology) -> int:
+    """Well past the last-level cache: 8 x what the topology says, at least 256 MiB."""
+    return max(8 * C.llc_bytes(topo), 256 << 20)
+
+
+def _check_counts(samples, loads) -> tuple[int, int]:
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a whole number >= 1, got {samples!r}")
+    if not isinstance(loads, int) or loads < 32:
+        raise ValueError(f"loads must be a whole number >= 32, got {loads!r}")
+    return samples, loads // 32 * 32
+
+
+@dataclass(frozen=True)
+class LatencyMatrix:
+    cpu_nodes: tuple
+    mem_nodes: tuple
+    cells: dict             # (cpu node, mem node) -> LatencyResult
+    distances: dict         # (cpu node, mem node) -> SLIT
+    hmat_ns: dict           # (cpu node, mem node) -> declared read latency, where declared
+
+    def ns(self, cpu_node: int, mem_node: int) -> float:
+        return self.cells[(cpu_node, mem_node)].ns.median
+
+    def warnings(self) -> list[str]:
+        return [w for (a, b), r in self.cells.items()
+                if (w := r.ns.warning(f"latency CPU node {a} -> memory node {b}"))]
+
+    def to_dict(self) -> dict:
+        return {"cpu_nodes": list(self.cpu_nodes), "mem_nodes": list(self.mem_nodes),
+                "cells": [r.to_dict() for r in self.cells.values()],
+                "distances": [[self.distances[(a, b)] for b in self.mem_nodes] for a in self.cpu_nodes],
+                "hmat_read_latency_ns": [[self.hmat_ns.get((a, b)) for b in self.mem_nodes]
+                                         for a in self.cpu_nodes]}
+
+    def table(self) -> str:
+        head = "CPU node \\ memory node".ljust(24) + "".join(
+            f"{'node ' + str(m):>16}" for m in self.mem_nodes)
+        lines = ["idle latency, ns per load (median; SLIT distance; HMAT ns where declared)", head]
+        for a in self.cpu_nodes:
+            row = f"node {a} (CPU {self.cells[(a, self.mem_nodes[0])].cpu})".ljust(24)
+            for b in self.mem_nodes:
+                r = self.cells[(a, b)]
+                extra = f" [{self.distances[(a, b)]}" + (
+                    f"|{self.hmat_ns[(a, b)]}]" if self.hmat_ns.get((a, b)) else "]")
+                row += f"{r.ns.median:9.1f}{extra:>7}"
+            lines.append(row)
+        return "\n".join(lines)
+
+
+def _hmat(topo: Topology, cpu_node: int, mem_node: int):
+    """The declared read latency from cpu_node to mem_node, where the firmware says it (HMAT
+    lists only the best initiators of each target)."""
+    for cls in ("1", "0"):
+        acc = topo.node(mem_node).access.get(cls)
+        if acc and cpu_node in acc["initiators"] and acc.get("read_latency"):
+            return acc["read_latency"]
+    return None
+
+
+def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
+                   page: str = "auto", chain: str = "tlb-local", samples: int = 5,
+                   loads: int = MIN_LOADS, topology: Topology | None = None,
+                   progress: bool | None = None) -> LatencyMatrix:
+    """Idle latency for every CPU node x every memory node (CPU-less nodes as columns)."""
+    topo = C.topology(topology)
+    cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
+    size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
+    samples, loads = _check_counts(samples, loads)
+    bar = C.Progress(len(cns) * len(mns), "latency", progress)
+    cells = {}
+    try:
+        # One chain per memory node, chased from each CPU node in turn.
+        for b in mns:
+            with placement.alloc(size, node=b, page=page, topology=topo) as mem:
+                pages = C.build_chain(mem, chain)
+                for a in cns:
+                    cpu = C.node_cpu(topo, a)
+                    ns = _chase(cpu, mem, loads, samples)
+                    cells[(a, b)] = LatencyResult(
+                        cpu=cpu, cpu_node=a, mem_node=b, size=size, chain=chain, page=page,
+                        pages=pages.to_dict(), loads=loads, ns=summarize(ns, "ns"))
+                    bar.step(f"CPU node {a} -> memory node {b}: {cells[(a, b)].ns.median:.1f} ns")
+    finally:
+        bar.close()
+    cells = {(a, b): cells[(a, b)] for a in cns for b in mns}
+    return LatencyMatrix(cpu_nodes=cns, mem_nodes=mns, cells=cells,
+                         distances={(a, b): topo.distance(a, b) for a in cns for b in mns},
+                         hmat_ns={(a, b): _hmat(topo, a, b) for a in cns for b in mns})
+
+
+# ------------------------------------------------------------------- latency vs working set
+
+@dataclass(frozen=True)
+class Level:
+    name: str               # L1, L2, L3... or DRAM
+    ns: float               # latency on the plateau (median of its points)
+    effective_size: int | None  # the largest size still at this level's latency (None: DRAM)
+    reported_size: int | None   # what the topology says (per CPU's view), where known
+
+
+@dataclass(frozen=True)
+class Sweep:
+    cpu: int
+    mem_node: int
+    chain: str
+    points: tuple           # (size, Summary of ns per load)
+    levels: tuple           # Level
+
+    def to_dict(self) -> dict:
+        return {"cpu": self.cpu, "mem_node": self.mem_node, "chain": self.chain,
+                "points": [{"size": s, "ns": ns.to_dict()} for s, ns in self.points],
+                "levels": [vars(lv) for lv in self.levels]}
+
+    def table(self) -> str:
+        lines = [f"latency vs working set (CPU {self.cpu}, memory node {self.mem_node}, "
+                 f"{self.chain} chain)"]
+        for s, ns in self.points:
+            lines.append(f"  {_size(s):>10}  {ns.median:8.2f} ns")
+        lines.append("levels found (effective size vs what the topology reports):")
+        for lv in self.levels:
+            eff = _size(lv.effective_size) if lv.effective_size else "-"
+            rep = _size(lv.reported_size) if lv.reported_size else "-"
+            lines.append(f"  {lv.name:<5} {lv.ns:8.2f} ns   effective {eff:>10}   reported {rep:>10}")
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= div:
+            v = n / div
+            return f"{v:.0f} {unit}" if abs(v - round(v)) < 0.05 else f"{v:.1f} {unit}"
+    return f"{n} B"
+
+
+def sweep_sizes(lo: int, hi: int, per_octave: int = 4) -> list[int]:
+    out, k = [], 0
+    while True:
+        s = int(lo * 2 ** (k / per_octave)) // C.LINE * C.LINE
+        if s > hi:
+            break
+        if not out or s != out[-1]:
+            out.append(s)
+        k += 1
+    return out
+
+
+def latency_sweep(cpu_node: int | None = None, mem_node: int | None = None, *,
+                  lo: int = 4 << 10, hi: int | None = None, per_octave: int = 4,
+                  chain: str = "tlb-local", samples: int = 3, loads: int = MIN_LOADS,
+                  topology: Topology | None = None, progress: bool | None = None) -> Sweep:
+    """Latency at working-set sizes from ``lo`` to ``hi`` (default 8 x the reported LLC, at
+    least 256 MiB), and the cache levels that the steps reveal."""
+    topo = C.topology(topology)
+    cn = C.cpu_nodes(topo, None if cpu_node is None else [cpu_node])[0]
+    if mem_node is None:
+        mem_node = cn if cn in topo.usable_mems else topo.usable_mems[0]
+    (mn,) = C.mem_nodes(topo, [mem_node])
+    hi = hi if hi is not None else default_size(topo)
+    lo = C.check_size(lo, 2 * C.LINE, "smallest size")
+    if hi < lo:
+        raise ValueError(f"largest size {hi} is below the smallest {lo}")
+    samples, loads = _check_counts(samples, loads)
+    cpu = C.node_cpu(topo, cn)
+    sizes = sweep_sizes(lo, hi, per_octave)
+    bar = C.Progress(len(sizes), "latency sweep", progress)
+    points = []
+    try:
+        # One buffer of the largest size; each point chains its first `s` bytes. Huge pages
+        # (when available) keep the TLB out of the cache steps.
+        with placement.alloc(hi, node=mn, topology=topo) as mem:
+            pages = mem.pages()
+            group = C.chain_group(pages, chain)
+            for s in sizes:
+                _core.chase_build(mem.address, s, C.LINE, min(group, s) if group else 0, s)
+                ns = _chase(cpu, mem, loads, samples)
+                points.append((s, summarize(ns, "ns")))
+                bar.step(f"{_size(s)}: {points[-1][1].median:.1f} ns")
+    finally:
+        bar.close()
+    return Sweep(cpu=cpu, mem_node=mn, chain=chain, points=tuple(points),
+                 levels=tuple(detect_levels(points, _reported(topo, cpu))))
+
+
+def _reported(topo: Topology, cpu: int) -> list[int]:
+    """Sizes of the data caches the topology lists for one CPU, by level."""
+    sizes = {}
+    for c in topo.caches:
+        if cpu in c.cpus and c.type in ("Data", "Unified"):
+            sizes[c.level] = c.size
+    return [sizes[k] for k in sorted(sizes)]
+
+
+def detect_levels(points, reported=(), rise: float = 1.25) -> list[Level]:
+    """Plateaus in latency over size, split where latency rises by more than ``rise`` x over
+    the plateau's own level and stays up. A plateau's effective size is the last size still
+    within ``rise`` of it; the last plateau is memory (DRAM)."""
+    meds = [(s, ns.median if hasattr(ns, "median") else float(ns)) for s, ns in points]
+    plateaus, start = [], 0
+    for i in range(1, len(meds) + 1):
+        base = min(ns for _, ns in meds[start:i])
+        ends = i == len(meds)
+        if not ends:
+            jump = meds[i][1] > rise * base
+            sustained = i + 1 >= len(meds) or meds[i + 1][1] > rise * base
+        if ends or (jump and sustained):
+            seg = meds[start:i]
+            plateaus.append((seg[-1][0], sorted(ns for _, ns in seg)[len(seg) // 2]))
+            start = i
+    # Transition points (between two plateaus) form their own short segments; merge segments
+    # of one point into the next plateau unless it is the last.
+    merged = []
+    for k, (size, ns) in enumerate(plateaus):
+        if merged and k < len(plateaus) and ns < rise * merged[-1][1]:
+            merged[-1] = (size, merged[-1][1])
+        else:
+            merged.append((size, ns))
+    levels = []
+    for k, (size, ns) in enumerate(merged):
+        last = k == len(merged) - 1
+        name = "DRAM" if last and k > 0 else f"L{k + 1}"
+        levels.append(Level(name=name, ns=ns, effective_size=None if last and k > 0 else size,
+                            reported_size=None if name == "DRAM" or k >= len(reported)
+                            else reported[k]))
+    return levels
