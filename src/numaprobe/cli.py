@@ -118,35 +118,104 @@ def cmd_run(args) -> int:
 
 
 def cmd_quick(args) -> int:
-    """The quick check: what the machine is and what looks misconfigured."""
-    from . import clock, placement, topology
-    t0 = time.monotonic()
-    topo = topology.read()
-    clk = clock.calibrate(20_000_000)
-    checks = []
-    for n in topo.usable_mems:
-        with placement.alloc(16 << 20, node=n, topology=topo) as mem:
-            pages = mem.pages()
-        checks.append({"node": n, "bytes": 16 << 20, "on_node": pages.fraction(n),
-                       "huge_fraction": pages.huge_fraction})
-    warnings = topo.warnings() + clk.warnings()
-    if len(topo.nodes) == 1:
-        warnings.append("one NUMA node: local-versus-remote effects cannot show on this machine")
-    doc = {"numaprobe": __version__, "topology": topo.to_dict(), "clock": clk.to_dict(),
-           "placement": checks, "warnings": warnings, "seconds": time.monotonic() - t0}
+    """The quick check: what the machine is, its memory system, and what looks wrong."""
+    from .probes.quick import quick_check
+    doc = quick_check(progress=_progress(args))
+    tables = doc.pop("_tables")
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
-    print(topo.summary())
-    print(f"clock: {clk.kind} {clk.hz / 1e6:.1f} MHz, read {clk.overhead_ns:.1f} ns, "
-          f"calibrations agree within {100 * clk.agreement:.4f} %")
-    for c in checks:
-        print(f"placement: 16 MiB bound to node {c['node']}: {100 * c['on_node']:.0f}% of pages "
-              f"there, {100 * c['huge_fraction']:.0f}% in 2 MiB pages")
-    for w in warnings:
+    from .topology import read
+    print(read().summary())
+    c = doc["clock"]
+    print(f"clock: {c['kind']} {c['hz'] / 1e6:.1f} MHz, read {c['overhead_ns']:.1f} ns, "
+          f"calibrations agree within {100 * c['agreement']:.4f} %")
+    for t in tables:
+        print()
+        print(t)
+    n = doc["noise"]
+    print(f"\nnoise: other processes {100 * n['foreign_fraction']:.1f} %, hypervisor steal "
+          f"{100 * n['steal_fraction']:.1f} % of CPU time during the run")
+    for w in doc["warnings"]:
         print(f"warning: {w}")
     _say(f"({doc['seconds']:.1f} s; subcommands: python -m numaprobe --help)")
     return 0
+
+
+def _progress(args):
+    return False if getattr(args, "quiet", False) else None
+
+
+def _print(args, result, extra_warnings=()) -> int:
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+        return 0
+    print(result.table())
+    warnings = list(extra_warnings)
+    if hasattr(result, "warnings"):
+        warnings += result.warnings()
+    for w in warnings:
+        print(f"warning: {w}")
+    return 0
+
+
+def _nodes(text):
+    from .topology import parse_list
+    return None if text is None or text == "all" else parse_list(text)
+
+
+def _bytes(text: str) -> int:
+    """'64M', '1G', '4096', '32KiB' -> bytes."""
+    import re
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"cannot read size {text!r}: use bytes or 64K, 256M, 1G")
+    power = "kmgt".find(m.group(2).lower()) + 1 if m.group(2) else 0
+    return int(float(m.group(1)) * 1024 ** power)
+
+
+def cmd_latency(args) -> int:
+    from . import probes
+    if args.sweep:
+        cn = _nodes(args.cpu_nodes)
+        mn = _nodes(args.mem_nodes)
+        return _print(args, probes.latency_sweep(
+            cn[0] if cn else None, mn[0] if mn else None, hi=args.size, chain=args.chain,
+            samples=args.samples, progress=_progress(args)))
+    return _print(args, probes.latency_matrix(
+        _nodes(args.cpu_nodes), _nodes(args.mem_nodes), size=args.size, page=args.page,
+        chain=args.chain, samples=args.samples, progress=_progress(args)))
+
+
+def cmd_bandwidth(args) -> int:
+    from . import probes
+    if args.peak:
+        r = probes.peak_bandwidth(args.kernel, isa=args.isa, size=args.size, reps=args.reps)
+        if args.json:
+            print(json.dumps(r.to_dict(), indent=1))
+        else:
+            print(f"aggregate {r.kernel} bandwidth, all {len(r.cpus)} usable CPUs on their own "
+                  f"nodes ({r.isa}): {r.gbs}")
+        return 0
+    return _print(args, probes.bandwidth_matrix(
+        args.kernel, _nodes(args.cpu_nodes), _nodes(args.mem_nodes), threads=args.threads,
+        isa=args.isa, size=args.size, reps=args.reps, progress=_progress(args)))
+
+
+def cmd_loaded(args) -> int:
+    from . import probes
+    cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
+    return _print(args, probes.loaded_latency(cn[0] if cn else None, mn[0] if mn else None,
+                                              size=args.size, samples=args.samples,
+                                              progress=_progress(args)))
+
+
+def cmd_c2c(args) -> int:
+    from . import probes
+    from .topology import parse_list
+    cpus = None if args.cpus in (None, "all") else parse_list(args.cpus)
+    return _print(args, probes.c2c_matrix(cpus, node=args.node, rounds=args.rounds,
+                                          samples=args.samples, progress=_progress(args)))
 
 
 # ------------------------------------------------------------------------------ parser
@@ -157,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "this machine. With no subcommand: a quick check of the machine."))
     p.add_argument("--version", action="version", version=f"numaprobe {__version__}")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
     p.set_defaults(func=cmd_quick)
     sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND", parser_class=_Parser)
 
@@ -189,6 +259,54 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-p", "--preferred", metavar="NODE", help="prefer this node, fall back when full")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     r.set_defaults(func=cmd_run)
+
+    def probe(name, func, help, description):
+        sp = sub.add_parser(name, help=help, description=description)
+        sp.add_argument("--json", action="store_true", help="print the result document")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+        sp.set_defaults(func=func)
+        return sp
+
+    def node_args(sp):
+        sp.add_argument("--cpu-nodes", metavar="NODES", help="CPU nodes (default: all with usable CPUs)")
+        sp.add_argument("--mem-nodes", metavar="NODES", help="memory nodes (default: all usable, CPU-less ones too)")
+
+    lt = probe("latency", cmd_latency, "idle memory latency: CPU node x memory node, or --sweep",
+               "Dependent loads through a random cycle of cache lines; ns per load.")
+    node_args(lt)
+    lt.add_argument("--sweep", action="store_true",
+                    help="latency versus working-set size and the cache levels it reveals")
+    lt.add_argument("--size", type=_bytes, help="bytes in the chain (sweep: the largest); "
+                    "default 8 x the last-level cache, at least 256M")
+    lt.add_argument("--page", default="auto", choices=("auto", "4k", "2m", "1g"))
+    lt.add_argument("--chain", default="tlb-local", choices=("tlb-local", "random"))
+    lt.add_argument("--samples", type=int, default=5)
+
+    bw = probe("bandwidth", cmd_bandwidth, "memory bandwidth: CPU node x memory node",
+               "Read, write, copy and triad kernels on every usable CPU of a node; GB/s.")
+    node_args(bw)
+    from .probes.bandwidth import KERNELS
+    bw.add_argument("--kernel", default="read", choices=tuple(KERNELS))
+    bw.add_argument("--threads", type=int, help="threads per CPU node (default: all usable CPUs)")
+    bw.add_argument("--isa", default="auto", choices=("auto", "scalar", "avx2", "avx512"))
+    bw.add_argument("--size", type=_bytes, help="bytes per array per thread")
+    bw.add_argument("--reps", type=int, default=10, help="repetitions (samples)")
+    bw.add_argument("--peak", action="store_true",
+                    help="every usable CPU at once, each on its own node: the aggregate")
+
+    ll = probe("loaded-latency", cmd_loaded, "latency while the node's other CPUs read memory",
+               "The latency chase on one CPU while the node's other CPUs generate read "
+               "traffic at several injection delays: the latency-bandwidth curve.")
+    node_args(ll)
+    ll.add_argument("--size", type=_bytes, help="bytes in the chain")
+    ll.add_argument("--samples", type=int, default=2, help="latency samples per delay")
+
+    cc = probe("c2c", cmd_c2c, "core-to-core latency matrix",
+               "A cache line passed between two pinned CPUs (compare-and-swap); ns one way.")
+    cc.add_argument("--cpus", help="CPUs to pair (default: all usable)")
+    cc.add_argument("--node", type=int, help="memory node holding the line (default: the first CPU's)")
+    cc.add_argument("--rounds", type=int, default=20000)
+    cc.add_argument("--samples", type=int, default=5)
     return p
 
 

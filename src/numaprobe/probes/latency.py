@@ -55,6 +55,7 @@ def latency(cpu_node: int, mem_node: int, *, size: int | None = None, page: str 
     (mn,) = C.mem_nodes(topo, [mem_node])
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
     samples, loads = _check_counts(samples, loads)
+    C.chain_group(placement.Pages(1, 4096, {}, 0, 0), chain)  # an unknown chain fails here
     cpu = C.node_cpu(topo, cn)
     with placement.alloc(size, node=mn, page=page, topology=topo) as mem:
         pages = C.build_chain(mem, chain)
@@ -132,6 +133,7 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
     cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
     samples, loads = _check_counts(samples, loads)
+    C.chain_group(placement.Pages(1, 4096, {}, 0, 0), chain)  # an unknown chain fails here
     bar = C.Progress(len(cns) * len(mns), "latency", progress)
     cells = {}
     try:
@@ -256,35 +258,43 @@ def _reported(topo: Topology, cpu: int) -> list[int]:
     return [sizes[k] for k in sorted(sizes)]
 
 
-def detect_levels(points, reported=(), rise: float = 1.25) -> list[Level]:
-    """Plateaus in latency over size, split where latency rises by more than ``rise`` x over
-    the plateau's own level and stays up. A plateau's effective size is the last size still
-    within ``rise`` of it; the last plateau is memory (DRAM)."""
+def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
+    """Cache levels from latency over working-set size.
+
+    Sizes are walked upwards; a point starts a new plateau when its latency exceeds ``step`` x
+    the median of the current plateau (cache levels differ by 2x or more: L1 ~4 cycles, L2
+    ~14, L3 ~40, DRAM hundreds). A plateau of one point is a transition and joins the next.
+    A level's effective size is the largest size whose latency is still below the geometric
+    mean of its plateau and the next one: where half the cost of the next level is paid.
+    The last plateau is memory (DRAM) when there is more than one."""
     meds = [(s, ns.median if hasattr(ns, "median") else float(ns)) for s, ns in points]
-    plateaus, start = [], 0
-    for i in range(1, len(meds) + 1):
-        base = min(ns for _, ns in meds[start:i])
-        ends = i == len(meds)
-        if not ends:
-            jump = meds[i][1] > rise * base
-            sustained = i + 1 >= len(meds) or meds[i + 1][1] > rise * base
-        if ends or (jump and sustained):
-            seg = meds[start:i]
-            plateaus.append((seg[-1][0], sorted(ns for _, ns in seg)[len(seg) // 2]))
-            start = i
-    # Transition points (between two plateaus) form their own short segments; merge segments
-    # of one point into the next plateau unless it is the last.
-    merged = []
-    for k, (size, ns) in enumerate(plateaus):
-        if merged and k < len(plateaus) and ns < rise * merged[-1][1]:
-            merged[-1] = (size, merged[-1][1])
+    if not meds:
+        return []
+    plateaus = [[meds[0]]]
+    for s, ns in meds[1:]:
+        cur = sorted(x for _, x in plateaus[-1])
+        if ns > step * cur[len(cur) // 2]:
+            plateaus.append([(s, ns)])
         else:
-            merged.append((size, ns))
+            plateaus[-1].append((s, ns))
+    merged = []
+    for k, p in enumerate(plateaus):
+        if merged and len(merged[-1]) == 1 and len(plateaus) > 1:
+            p = merged.pop() + p  # the lone transition point belongs to the next level
+        merged.append(p)
     levels = []
-    for k, (size, ns) in enumerate(merged):
+    for k, p in enumerate(merged):
+        lat = sorted(x for _, x in p)[len(p) // 2]
         last = k == len(merged) - 1
-        name = "DRAM" if last and k > 0 else f"L{k + 1}"
-        levels.append(Level(name=name, ns=ns, effective_size=None if last and k > 0 else size,
-                            reported_size=None if name == "DRAM" or k >= len(reported)
-                            else reported[k]))
+        if last and k > 0:
+            levels.append(Level("DRAM", lat, None, None))
+            break
+        nxt = merged[k + 1] if not last else None
+        eff = p[-1][0]
+        if nxt is not None:
+            nlat = sorted(x for _, x in nxt)[len(nxt) // 2]
+            mid = (lat * nlat) ** 0.5
+            eff = max(s for s, x in meds if x <= mid and s <= nxt[-1][0]) if any(
+                x <= mid for _, x in meds) else eff
+        levels.append(Level(f"L{k + 1}", lat, eff, reported[k] if k < len(reported) else None))
     return levels

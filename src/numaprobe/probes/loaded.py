@@ -12,7 +12,8 @@ from ..topology import Topology
 from . import _common as C
 from .latency import MIN_LOADS, default_size
 
-DELAYS = (20000, 5000, 2000, 1000, 500, 200, 100, 50, 0)
+# Spins (pause instructions, ~10-40 ns each) between 512-byte blocks, light to full load.
+DELAYS = (400, 100, 40, 20, 10, 5, 2, 0)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""The quick check (``python -m numaprobe``): what the machine is, its latency and bandwidth
+matrices, a core-to-core summary and what looks misconfigured, in seconds. Sizes and
+repetitions scale with the machine: more nodes, fewer loads per cell."""
+from __future__ import annotations
+
+import time
+
+from .. import __version__, clock
+from ..noise import NoiseMeter
+from ..topology import Topology, read as read_topology
+from . import _common as C
+from .bandwidth import bandwidth_matrix
+from .c2c import c2c_matrix
+from .latency import latency_matrix
+
+LATENCY_BUDGET_LOADS = 24 << 20   # loads over all latency cells (about 2.5 s at 100 ns)
+C2C_MAX_CPUS = 16                  # beyond this, one CPU per core, spread over the nodes
+
+
+def _c2c_cpus(topo: Topology) -> list[int]:
+    cpus = list(topo.usable_cpus)
+    if len(cpus) <= C2C_MAX_CPUS:
+        return cpus
+    firsts = sorted({min(set(core) & set(cpus)) for core in topo.cores if set(core) & set(cpus)})
+    step = max(1, len(firsts) // C2C_MAX_CPUS)
+    return firsts[::step][:C2C_MAX_CPUS]
+
+
+def quick_check(topology: Topology | None = None, progress: bool | None = None) -> dict:
+    """Runs the quick check and returns its document (see cli.cmd_quick for the printing)."""
+    t0 = time.monotonic()
+    topo = topology if topology is not None else read_topology()
+    bar = C.Progress(5, "quick check", progress)
+    with NoiseMeter(topo.usable_cpus) as meter:
+        try:
+            clk = clock.calibrate(20_000_000)
+            bar.step("clock")
+            cells = len(C.cpu_nodes(topo)) * len(C.mem_nodes(topo))
+            loads = max(LATENCY_BUDGET_LOADS // cells // 4, 1 << 18)  # 3 samples + warm-up
+            size = max(2 * C.llc_bytes(topo), 64 << 20)
+            lat = latency_matrix(size=size, samples=3, loads=loads, topology=topo, progress=False)
+            bar.step("latency")
+            bw_size = max(size // max(len(topo.usable_cpus), 1), 16 << 20)
+            bws = {k: bandwidth_matrix(k, size=bw_size, reps=5, topology=topo, progress=False)
+                   for k in ("read", "copy_nt")}
+            bar.step("bandwidth")
+            c2c = None
+            if len(topo.usable_cpus) >= 2:
+                c2c = c2c_matrix(_c2c_cpus(topo), rounds=5000, samples=3, topology=topo,
+                                 progress=False)
+            bar.step("core-to-core")
+        finally:
+            bar.close()
+    noise = meter.result
+    warnings = topo.warnings() + clk.warnings()
+    if len(topo.nodes) == 1:
+        warnings.append("one NUMA node: local-versus-remote effects cannot show on this machine")
+    warnings += lat.warnings() + [w for m in bws.values() for w in m.warnings()]
+    if c2c is not None:
+        warnings += c2c.warnings()
+    else:
+        warnings.append("one usable CPU: no core-to-core latency")
+    if (w := noise.warning()):
+        warnings.append(w)
+    return {
+        "numaprobe": __version__, "kind": "quick",
+        "topology": topo.to_dict(), "clock": clk.to_dict(),
+        "latency": lat.to_dict(), "bandwidth": {k: m.to_dict() for k, m in bws.items()},
+        "c2c": c2c.to_dict() if c2c is not None else None,
+        "noise": noise.to_dict(), "warnings": warnings,
+        "seconds": time.monotonic() - t0,
+        "_tables": [lat.table()] + [m.table() for m in bws.values()]
+                   + ([c2c.table()] if c2c is not None else []),
+    }

@@ -1,0 +1,185 @@
+"""The probes on this machine: correctness, not speed. Kernels touch the bytes they claim,
+chains are one cycle through every line, threads run where they were pinned, results carry
+their metadata, bad input is refused."""
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import numaprobe
+from numaprobe import _core, probes
+from numaprobe.probes.latency import detect_levels, sweep_sizes
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("group", [0, 4096, 2 << 20])
+def test_chain_is_one_cycle_through_every_line(group):
+    with numaprobe.alloc(8 * MiB, node=0) as mem:
+        _core.chase_build(mem.address, mem.nbytes, 64, group, 123)
+        assert _core.chase_cycle_length(mem.address, mem.nbytes // 64 + 1) == mem.nbytes // 64
+        # Every line's pointer stays inside the buffer and is line-aligned.
+        ptrs = np.frombuffer(mem, dtype=np.uint64)[::8].copy()
+        assert ptrs.min() >= mem.address and ptrs.max() < mem.address + mem.nbytes
+        assert (ptrs % 64 == 0).all()
+        assert len(np.unique(ptrs)) == mem.nbytes // 64  # a permutation
+
+
+def test_tlb_local_chain_stays_in_its_group():
+    with numaprobe.alloc(4 * MiB, node=0) as mem:
+        _core.chase_build(mem.address, mem.nbytes, 64, 64 * 1024, 5)
+        ptrs = np.frombuffer(mem, dtype=np.uint64)[::8] - mem.address  # a new array
+        group_of_line = np.arange(len(ptrs)) * 64 // (64 * 1024)
+        group_of_next = ptrs // (64 * 1024)
+        # Only the last line visited in each group leaves it: one exit per group.
+        assert (group_of_line != group_of_next).sum() == mem.nbytes // (64 * 1024)
+
+
+@pytest.mark.parametrize("isa", _core.isa_supported())
+@pytest.mark.parametrize("kernel", list(probes.KERNELS))
+def test_bandwidth_kernels_touch_every_byte(kernel, isa, topo):
+    n = 64 * 1024
+    cpus = list(topo.usable_cpus[:2])
+    mems = [[numaprobe.alloc(n * 8, node=0) for _ in range(3)] for _ in cpus]
+    try:
+        arrs = [[np.frombuffer(m, dtype=np.float64, count=n) for m in g] for g in mems]
+        for a, b, c in arrs:
+            a[:] = -1.0
+            b[:] = np.arange(n)
+            c[:] = 2.0
+        reps = 3
+        t0, t1, sums, ran_on = _core.bw_run(
+            cpus, kernel, isa, n, [g[0].address for g in mems], [g[1].address for g in mems],
+            [g[2].address for g in mems], reps)
+        assert ran_on == cpus
+        assert len(t0) == reps and all(e > s for r in range(reps) for s, e in zip(t0[r], t1[r]))
+        _check_arrays(kernel, arrs, sums, float(reps), n)
+        del arrs, a, b, c  # views must go before the memory is closed
+    finally:
+        for g in mems:
+            for m in g:
+                m.close()
+
+
+def _check_arrays(kernel, arrs, sums, s, n):
+    """s: the last repetition's scalar, 1.0 + (reps - 1)."""
+    for (a, b, c), total in zip(arrs, sums):
+        expected = {"read": -np.ones(n), "write": np.full(n, s), "write_nt": np.full(n, s),
+                    "copy": b, "copy_nt": b, "triad": b + s * c, "triad_nt": b + s * c}[kernel]
+        np.testing.assert_array_equal(a, expected)
+        if kernel == "read":
+            assert total == -n
+
+
+def test_latency_result_metadata(topo):
+    r = probes.latency(0, 0, size=32 * MiB, samples=3)
+    assert r.cpu in topo.cpus_of(0) and r.cpu_node == 0 and r.mem_node == 0
+    assert r.loads >= 10**6 and r.ns.n == 3 and r.ns.min > 0
+    assert r.pages["per_node"] == {"0": r.pages["nbytes"] // r.pages["page_size"]} or \
+        sum(r.pages["per_node"].values()) > 0
+    assert set(r.pages["per_node"]) == {"0"}
+    d = r.to_dict()
+    assert d["chain"] == "tlb-local" and d["ns"]["unit"] == "ns" and len(d["ns"]["samples"]) == 3
+
+
+def test_chase_thread_runs_where_pinned(topo):
+    with numaprobe.alloc(MiB, node=0) as mem:
+        _core.chase_build(mem.address, mem.nbytes)
+        for cpu in topo.usable_cpus:
+            _, _, _, ran_on = _core.loaded_run([cpu], mem.address, 1 << 12, 2)
+            assert ran_on == [cpu]
+
+
+def test_matrices_cover_every_cell(topo):
+    lat = probes.latency_matrix(size=16 * MiB, samples=2, loads=1 << 16)
+    assert set(lat.cells) == {(a, b) for a in topo.cpu_nodes for b in topo.usable_mems}
+    assert "idle latency" in lat.table()
+    bw = probes.bandwidth_matrix("triad", size=4 * MiB, reps=3)
+    cell = bw.cells[(0, 0)]
+    assert cell.gbs.n == 3 and cell.gbs.min > 0 and cell.cpus == topo.cpus_of(0, usable=True)
+    assert cell.allocate_gbs > 0  # regular stores read the destination first
+    assert probes.bandwidth(0, 0, "copy_nt", size=4 * MiB, reps=2).allocate_gbs == 0
+    peak = probes.peak_bandwidth(size=4 * MiB, reps=2)
+    assert peak.cpus == topo.usable_cpus and peak.checksum_ok
+
+
+def test_c2c_pairs_and_loaded_curve(topo):
+    if len(topo.usable_cpus) < 2:
+        pytest.skip("needs two CPUs")
+    m = probes.c2c_matrix(rounds=2000, samples=2)
+    assert set(m.ns) == set(itertools.combinations(topo.usable_cpus, 2))
+    assert all(s.min > 0 for s in m.ns.values())
+    assert m.summary()["pairs"] == len(m.ns)
+    curve = probes.loaded_latency(delays=(100, 0), size=16 * MiB, traffic_size=4 * MiB,
+                                  samples=2, loads=1 << 20)
+    assert [p["delay"] for p in curve.points] == [100, 0]
+    assert curve.traffic_cpus and curve.points[-1]["gbs"] > 0
+
+
+def test_detect_levels_on_known_curves():
+    KiB = 1024
+    # Three cache levels and DRAM, with a transition point between L2 and L3.
+    curve = [(4, 1.1), (16, 1.1), (32, 1.2), (64, 4.0), (256, 4.2), (512, 5.5), (1024, 9.0),
+             (2048, 14.0), (4096, 15.0), (8192, 17.0), (16384, 95.0), (65536, 100.0)]
+    levels = detect_levels([(s * KiB, ns) for s, ns in curve], [32 * KiB, 512 * KiB, 16384 * KiB])
+    assert [lv.name for lv in levels] == ["L1", "L2", "L3", "DRAM"]
+    assert [lv.effective_size for lv in levels[:3]] == [32 * KiB, 512 * KiB, 8192 * KiB]
+    assert levels[2].reported_size == 16384 * KiB and levels[3].ns == pytest.approx(97.5, abs=3)
+    # A flat curve is one level.
+    assert [lv.name for lv in detect_levels([(s, 2.0) for s in (4096, 8192, 16384)])] == ["L1"]
+    assert sweep_sizes(4096, 65536, 2) == [4096, 5760, 8192, 11584, 16384, 23168, 32768, 46336, 65536]
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: probes.latency(0, 9), ValueError, r"node 9 does not exist"),
+    (lambda: probes.latency(0, 0, size=64), ValueError, r"at least 128 bytes"),
+    (lambda: probes.latency(0, 0, size=1 << 50), MemoryError, r"available"),
+    (lambda: probes.latency(0, 0, samples=0), ValueError, r"samples"),
+    (lambda: probes.latency(0, 0, chain="zigzag"), ValueError, r"chains: tlb-local, random"),
+    (lambda: probes.bandwidth(0, 0, threads=0), ValueError, r"threads must be"),
+    (lambda: probes.bandwidth(0, 0, threads=4096), ValueError, r"usable CPU\(s\); asked for 4096"),
+    (lambda: probes.bandwidth(0, 0, "stream"), ValueError, r"kernels: read, write"),
+    (lambda: probes.bandwidth(0, 0, isa="sve"), ValueError, r"it runs: scalar"),
+    (lambda: probes.c2c_matrix([0]), ValueError, r"two CPUs or more"),
+    (lambda: probes.c2c_matrix([0, 4096]), ValueError, r"CPU 4096 does not exist"),
+])
+def test_bad_probe_input(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "numaprobe", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_probe_subcommands_json():
+    r = cli("latency", "--size", "16M", "--samples", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["cells"][0]["ns"]["n"] == 2
+    r = cli("bandwidth", "--kernel", "copy", "--size", "8M", "--reps", "2", "--json")
+    assert json.loads(r.stdout)["kernel"] == "copy"
+    r = cli("c2c", "--rounds", "1000", "--samples", "2", "--json")
+    assert r.returncode == 0 and "summary" in json.loads(r.stdout)
+    r = cli("loaded-latency", "--size", "16M", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["points"]) > 2
+    r = cli("latency", "--sweep", "--size", "1M", "--samples", "1")
+    assert r.returncode == 0 and "levels found" in r.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["latency", "--mem-nodes", "7"], "node 7 does not exist"),
+    (["latency", "--size", "32"], "at least 128 bytes"),
+    (["latency", "--size", "1000T"], "available"),
+    (["latency", "--size", "lots"], "cannot read size"),
+    (["bandwidth", "--threads", "0"], "threads must be"),
+    (["bandwidth", "--threads", "999"], "asked for 999 threads"),
+    (["c2c", "--cpus", "0"], "two CPUs or more"),
+])
+def test_probe_bad_input_cli(args, match):
+    r = cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert match in r.stderr and len(r.stderr.strip().splitlines()) == 1
