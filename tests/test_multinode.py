@@ -7,6 +7,7 @@ The guest's definition arrives as NUMAPROBE_VM_SPEC; every test checks numaprobe
 against the kernel (move_pages, /proc). Outside the guest these tests skip, saying how to run
 them (conftest.py)."""
 import json
+import mmap
 import os
 import re
 import subprocess
@@ -114,7 +115,8 @@ def test_bound_cpus_of_one_node_memory_of_another(spec, topo, cpu_node, mem_node
     with numaprobe.bound(cpunodes=[cpu_node], nodes=[mem_node]):
         assert numaprobe.parse_list(_thread_status("Cpus_allowed_list")) == tuple(cpus_of(spec, cpu_node))
         assert _core.getcpu()[1] == cpu_node
-        buf = bytearray(2 * MiB)
+        buf = mmap.mmap(-1, 2 * MiB)  # fresh pages: a heap block may reuse placed ones
+        buf.write(b"x" * len(buf))
         assert numaprobe.where(buf).fraction(mem_node) == 1.0
         maps = Path("/proc/self/numa_maps").read_text()
         assert f" bind:{mem_node} " in maps
