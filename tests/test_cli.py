@@ -103,3 +103,10 @@ def test_bad_input_one_line_exit_2(args, match):
     assert re.search(match, r.stderr), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_non_linux_is_a_clear_import_error():
+    code = ("import sys; sys.platform = 'darwin'\n"
+            "try:\n    import numaprobe\nexcept ImportError as e:\n    print(e)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "numaprobe needs Linux" in r.stdout and "darwin" in r.stdout

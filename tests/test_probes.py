@@ -166,6 +166,9 @@ def test_probe_subcommands_json():
     assert r.returncode == 0 and "summary" in json.loads(r.stdout)
     r = cli("loaded-latency", "--size", "16M", "--json")
     assert r.returncode == 0 and len(json.loads(r.stdout)["points"]) > 2
+    r = cli("bandwidth", "--threads-sweep", "--size", "4M", "--reps", "2", "--json")
+    usable = numaprobe.read_topology().cpus_of(0, usable=True)
+    assert [len(x["cpus"]) for x in json.loads(r.stdout)] == list(range(1, len(usable) + 1))
     r = cli("latency", "--sweep", "--size", "1M", "--samples", "1")
     assert r.returncode == 0 and "levels found" in r.stdout
 

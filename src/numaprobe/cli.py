@@ -197,6 +197,18 @@ def cmd_bandwidth(args) -> int:
             print(f"aggregate {r.kernel} bandwidth, all {len(r.cpus)} usable CPUs on their own "
                   f"nodes ({r.isa}): {r.gbs}")
         return 0
+    if args.threads_sweep:
+        cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
+        cn = cn[0] if cn else 0
+        results = probes.threads_sweep(cn, mn[0] if mn else cn, args.kernel, isa=args.isa,
+                                       size=args.size, reps=args.reps, progress=_progress(args))
+        if args.json:
+            print(json.dumps([r.to_dict() for r in results], indent=1))
+            return 0
+        print(f"{args.kernel} bandwidth by threads, CPU node {cn} ({results[0].isa})")
+        for r in results:
+            print(f"  {len(r.cpus):>3} thread(s)  {r.gbs}")
+        return 0
     return _print(args, probes.bandwidth_matrix(
         args.kernel, _nodes(args.cpu_nodes), _nodes(args.mem_nodes), threads=args.threads,
         isa=args.isa, size=args.size, reps=args.reps, progress=_progress(args)))
@@ -291,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     bw.add_argument("--isa", default="auto", choices=("auto", "scalar", "avx2", "avx512"))
     bw.add_argument("--size", type=_bytes, help="bytes per array per thread")
     bw.add_argument("--reps", type=int, default=10, help="repetitions (samples)")
+    bw.add_argument("--threads-sweep", action="store_true",
+                    help="1, 2, ... all CPUs of the (first) CPU node: where bandwidth stops rising")
     bw.add_argument("--peak", action="store_true",
                     help="every usable CPU at once, each on its own node: the aggregate")
 

@@ -1,8 +1,9 @@
 """Boot a QEMU guest with several NUMA nodes and run one command inside it.
 
-How the guest is built (everything is made per run in a temporary run directory):
+How the guest is built (per run, in a temporary run directory):
 
-* Kernel: the host's newest /boot/vmlinuz-* that has /lib/modules/<version>.
+* Kernel: the host's newest /boot/vmlinuz-* that has /lib/modules/<version>, booted
+  as the uncompressed vmlinux inside it (extracted once into ~/.cache/numaprobe-vm).
 * Initramfs: a "newc" cpio archive written by this module: static /bin/busybox,
   /dev/console, init.sh as /init, and the virtio-pci and 9p modules with their
   dependencies (from modules.dep, loaded in that order, decompressed if needed).
@@ -15,14 +16,18 @@ How the guest is built (everything is made per run in a temporary run directory)
   run, `rc` (the command's exit status) and `console.log` (kernel and init messages).
 * Serial ports: ttyS0 is the console (console.log, and stderr with verbose=True);
   ttyS1 carries only the command's stdout and stderr, streamed live to `output`.
-* The command gets PATH (with the directory of this Python first, so `python` in the
-  guest is the one running the harness), HOME, LANG, LC_ALL, VIRTUAL_ENV, PYTHONPATH,
-  PYENV_ROOT, PYENV_VERSION where set, NUMAPROBE_VM_TOPOLOGY (the topology's name)
-  and NUMAPROBE_VM_SPEC (its definition as JSON). It runs with stdin from /dev/null.
-  /sys/fs/cgroup is writable, and CPUs can be taken offline.
-* QEMU emulates the CPUs (TCG): KVM guests hang on this machine.
+* The command runs in the current directory with PATH (the directory of this Python
+  first, so `python` in the guest is the one running the harness), HOME (shared
+  read-only if under /tmp), LANG, LC_ALL, VIRTUAL_ENV, PYENV_ROOT, PYENV_VERSION, all
+  PYTHON* and NUMAPROBE_* variables (PYTHONUNBUFFERED=1 unless set),
+  NUMAPROBE_VM_TOPOLOGY (the topology's name) and NUMAPROBE_VM_SPEC (its definition
+  as JSON). Its stdin is /dev/null; stdout and stderr are one pipe, not a terminal.
+  It runs as root: /sys/fs/cgroup is writable and CPUs can be taken offline.
+* QEMU emulates the CPUs (TCG): KVM guests hang on this machine. Where KVM works,
+  NUMAPROBE_VM_ACCEL=kvm uses it (untested here).
 """
 
+import ctypes
 import glob
 import gzip
 import json
@@ -32,6 +37,7 @@ import re
 import selectors
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,8 +51,10 @@ QEMU = "qemu-system-x86_64"
 BUSYBOX = "/bin/busybox"
 INSTALL = "apt-get install qemu-system-x86 linux-image-amd64 busybox-static"
 MODULES = ("virtio_pci", "9pnet_virtio", "9p")  # plus what modules.dep says they need
-PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH",
-            "PYENV_ROOT", "PYENV_VERSION")
+ACCEL = {"tcg": ["-accel", "tcg,thread=multi", "-cpu", "max"],
+         "kvm": ["-accel", "kvm", "-cpu", "host"]}
+PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYENV_ROOT", "PYENV_VERSION")
+PASS_ENV_PREFIXES = ("PYTHON", "NUMAPROBE_")
 
 
 class VMError(Exception):
@@ -120,6 +128,10 @@ def available():
         static = False
     if not static:
         return False, f"no static busybox at {BUSYBOX}; install it with: {INSTALL}"
+    try:
+        _modules(kernel[1])
+    except VMUnavailable as e:
+        return False, str(e)
     return True, f"{QEMU} with kernel {kernel[1]}"
 
 
@@ -204,7 +216,7 @@ def qemu_command(topo, kernel, initrd, shares, append, output_fd):
         if ncpus % sockets == 0 else str(ncpus)
     cmd = [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
            "-machine", "pc,hmat=on" if hmat else "pc",
-           "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", smp,
+           *ACCEL[os.environ.get("NUMAPROBE_VM_ACCEL", "tcg")], "-smp", smp,
            "-m", f"{sum(n['memory_mib'] for n in nodes)}M"]
     for n in nodes:
         k = n["id"]
@@ -223,29 +235,31 @@ def qemu_command(topo, kernel, initrd, shares, append, output_fd):
             "-serial", "stdio", "-chardev", f"file,id=out,path=/dev/fd/{output_fd}",
             "-serial", "chardev:out"]
     for tag, path, readonly in shares:
+        path = path.replace(",", ",,")  # QEMU's escape for commas in option values
         cmd += ["-virtfs", f"local,path={path},mount_tag={tag},security_model=none,"
                            f"multidevs=remap{',readonly=on' if readonly else ''}"]
     return cmd
 
 
 def _shares(rundir):
-    """[(tag, host path, read-only)]: /, the run dir, the cwd, and what /tmp would hide."""
-    cwd = os.getcwd()
-    shares = [("root", "/", True), ("vmrun", str(rundir), False), ("cwd", cwd, False)]
-    wanted = [sys.prefix, sys.base_prefix, os.environ.get("VIRTUAL_ENV", "")]
-    for var in ("PATH", "PYTHONPATH"):
-        wanted += os.environ.get(var, "").split(":")
+    """[(9p tag, host path, read-only)]: /, the run directory, the current directory
+    (writable), and the Python and HOME directories that the guest's /tmp would hide."""
+    wanted = [sys.prefix, sys.base_prefix, *(os.environ.get(v, "") for v in ("VIRTUAL_ENV", "HOME"))]
+    wanted += os.environ.get("PATH", "").split(":") + os.environ.get("PYTHONPATH", "").split(":")
     under = lambda path, top: path == top or path.startswith(top.rstrip("/") + "/")
-    mounted = [cwd]
-    for path in sorted({os.path.realpath(p) for p in wanted if p}, key=len):
-        if under(path, "/tmp") and os.path.isdir(path) and not any(under(path, m) for m in mounted):
-            shares.append((f"ro{len(mounted)}", path, True))
-            mounted.append(path)
-    return shares
+    mounts = {os.getcwd(): False}
+    for path in sorted({os.path.abspath(p) for p in wanted if p}, key=len):
+        if path.startswith("/tmp/") and os.path.isdir(path) and not any(under(path, m) for m in mounts):
+            mounts[path] = True
+    ordered = sorted(mounts.items(), key=lambda m: len(m[0]))  # parents first
+    return [("root", "/", True), ("vmrun", str(rundir), False)] + \
+        [(f"s{i}", path, ro) for i, (path, ro) in enumerate(ordered)]
 
 
 def _command_script(name, topo, command):
-    env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
+    env = {k: v for k, v in os.environ.items()
+           if k in PASS_ENV or k.startswith(PASS_ENV_PREFIXES)}
+    env.setdefault("PYTHONUNBUFFERED", "1")  # live output through the guest's pipe
     env["PATH"] = os.path.dirname(sys.executable) + ":" + env.get("PATH", "/usr/bin:/bin")
     env["NUMAPROBE_VM_TOPOLOGY"] = name
     env["NUMAPROBE_VM_SPEC"] = json.dumps({"name": name, **topo})
@@ -260,9 +274,9 @@ def run(topology, command, *, timeout=600, verbose=False, output=None, rundir=No
 
     Its output is written, as it comes, to `output` (a binary stream; default
     sys.stdout.buffer); with verbose=True the guest's console goes to stderr.
-    Raises VMUnavailable, VMTimeout (QEMU killed after `timeout` seconds) or VMError.
-    The run's files (console.log, command.sh, initramfs) go to `rundir`, which is
-    kept; by default to a temporary directory, removed unless the guest failed.
+    Raises VMUnavailable, VMTimeout (QEMU killed after `timeout` seconds) or VMError
+    (the guest did not finish the command; its console log is kept).
+    The run's files go to `rundir`, which is kept, or to a temporary directory.
     """
     name, topo = (topology, TOPOLOGIES[topology]) if isinstance(topology, str) \
         else (topology.get("name", "custom"), topology)
@@ -270,25 +284,28 @@ def run(topology, command, *, timeout=600, verbose=False, output=None, rundir=No
     if not ok:
         raise VMUnavailable(why)
     output = output or sys.stdout.buffer
-    _, version = kernel = _kernel()
+    kernel, version = _kernel()
     keep = rundir is not None
     rundir = Path(rundir).resolve() if keep else Path(tempfile.mkdtemp(prefix="numaprobe-vm-"))
     rundir.mkdir(parents=True, exist_ok=True)
     (rundir / "rc").unlink(missing_ok=True)
-    failed = True
     try:
-        (rundir / "initramfs.cpio").write_bytes(build_initramfs(version))
+        initrd = rundir / "initramfs.cpio"
+        initrd.write_bytes(build_initramfs(version))
         shares = _shares(rundir)
         (rundir / "shares").write_text("".join(
             f"{tag} {'ro' if ro else 'rw'} {path}\n" for tag, path, ro in shares[2:]))
         (rundir / "command.sh").write_text(_command_script(name, topo, command))
         append = "console=ttyS0 panic=-1" + ("" if verbose else " quiet")
         out_r, out_w = os.pipe()
-        image = _boot_image(*kernel)
-        cmd = qemu_command(topo, image, str(rundir / "initramfs.cpio"), shares, append, out_w)
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, pass_fds=[out_w])
-        os.close(out_w)
+        try:
+            cmd = qemu_command(topo, _boot_image(kernel, version), str(initrd), shares,
+                               append, out_w)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, pass_fds=[out_w],
+                                    preexec_fn=_die_with_parent)
+        finally:
+            os.close(out_w)
         try:
             _pump(proc, out_r, output, rundir / "console.log", verbose, time.monotonic() + timeout)
         except VMTimeout:
@@ -299,18 +316,23 @@ def run(topology, command, *, timeout=600, verbose=False, output=None, rundir=No
                 proc.kill()
             proc.wait()
         try:
-            rc = int((rundir / "rc").read_text())
+            return int((rundir / "rc").read_text())
         except (OSError, ValueError):
+            keep = True
+            initrd.unlink()
             lines = (rundir / "console.log").read_text(errors="replace").strip().splitlines()
-            last = lines[-1].strip() if lines else "no console output"
             raise VMError(f"the guest did not finish the command (QEMU exit status "
-                          f"{proc.returncode}; last console line: {last!r}; "
-                          f"log: {rundir}/console.log)") from None
-        failed = False
-        return rc
+                          f"{proc.returncode}, last console line "
+                          f"{lines[-1].strip() if lines else ''!r}; log: {rundir}/console.log)"
+                          ) from None
     finally:
-        if not (keep or failed):
+        if not keep:
             shutil.rmtree(rundir, ignore_errors=True)
+
+
+def _die_with_parent():
+    """In the child: have the kernel kill QEMU if this process dies (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
 
 
 def _pump(proc, out_fd, output, log_path, verbose, deadline):

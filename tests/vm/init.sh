@@ -10,7 +10,11 @@ fail() { echo "numaprobe-vm init: $*"; sync; poweroff -f; }
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-for m in /lib/modules/*.ko; do insmod "$m" || fail "insmod $m failed"; done
+for m in /lib/modules/*.ko; do
+    [ -e "$m" ] || continue
+    insmod "$m" || fail "insmod $m failed"
+done
+ip link set lo up
 
 o=trans=virtio,version=9p2000.L,msize=512000
 R=/newroot

@@ -214,3 +214,23 @@ def peak_bandwidth(kernel: str = "read", *, isa: str = "auto", size: int | None 
     mems = [topo.node_of(c) if topo.node_of(c) in topo.usable_mems else topo.usable_mems[0]
             for c in cpus]
     return run(cpus, mems, kernel, isa=isa, size=size, reps=reps, topology=topo)
+
+
+def threads_sweep(cpu_node: int, mem_node: int, kernel: str = "read", *, isa: str = "auto",
+                  size: int | None = None, reps: int = 5, topology: Topology | None = None,
+                  progress: bool | None = None) -> list[BandwidthResult]:
+    """Bandwidth with 1, 2, ... all usable CPUs of ``cpu_node``: where it stops rising is
+    where the memory channels, not the cores, set the limit."""
+    topo = C.topology(topology)
+    (cn,) = C.cpu_nodes(topo, [cpu_node])
+    count = len(topo.cpus_of(cn, usable=True))
+    bar = C.Progress(count, f"{kernel} bandwidth by threads", progress)
+    out = []
+    try:
+        for t in range(1, count + 1):
+            out.append(bandwidth(cn, mem_node, kernel, threads=t, isa=isa, size=size, reps=reps,
+                                 topology=topo))
+            bar.step(f"{t} thread(s): {out[-1].gbs.median:.1f} GB/s")
+    finally:
+        bar.close()
+    return out
