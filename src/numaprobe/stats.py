@@ -53,3 +53,70 @@ def summarize(samples, unit: str, keep: bool = True) -> Summary:
     return Summary(median=statistics.median(xs), min=min(xs), max=max(xs), mean=mean,
                    cv=0.0 if math.isnan(cv) else cv, n=len(xs), unit=unit,
                    samples=tuple(xs) if keep else ())
+
+
+# ------------------------------------------------------------------ percentiles and intervals
+
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+def percentile(sorted_xs, p: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (as MLPerf LoadGen and
+    onnxruntime_perf_test compute them): the smallest value with at least p % at or below."""
+    n = len(sorted_xs)
+    if n == 0:
+        raise ValueError("no samples")
+    if not 0 < p <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {p}")
+    rank = math.ceil(p / 100 * n)
+    return float(sorted_xs[max(rank, 1) - 1])
+
+
+def min_samples(p: float) -> int:
+    """Samples a tail percentile needs to be more than the maximum: at least 10 beyond it
+    (p99 needs 1000, p99.9 needs 10000)."""
+    return math.ceil(round(10 / (1 - p / 100), 6)) if p < 100 else 1
+
+
+def bootstrap_ci(samples, stat, *, boots: int = 400, conf: float = 0.95, seed: int = 0):
+    """Percentile-bootstrap confidence interval of ``stat`` (a function of a sorted numpy
+    array) over ``samples``: (low, high)."""
+    import numpy as np
+    xs = np.asarray(samples, dtype=np.float64)
+    if xs.size < 2:
+        v = stat(np.sort(xs)) if xs.size else float("nan")
+        return v, v
+    rng = np.random.default_rng(seed)
+    vals = np.empty(boots)
+    chunk = max(1, 2_000_000 // xs.size)  # bounded memory: chunk * n indices at a time
+    for i in range(0, boots, chunk):
+        k = min(chunk, boots - i)
+        res = np.sort(xs[rng.integers(0, xs.size, size=(k, xs.size))], axis=1)
+        vals[i:i + k] = [stat(r) for r in res]
+    a = (1 - conf) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+
+
+def ratio_ci(a, b, stat, *, boots: int = 400, conf: float = 0.95, seed: int = 0):
+    """stat(b) / stat(a) with a bootstrap interval, resampling both independently:
+    (ratio, low, high)."""
+    import numpy as np
+    xa, xb = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    ratio = stat(xb) / stat(xa)
+    rng = np.random.default_rng(seed)
+    vals = np.empty(boots)
+    for i in range(boots):
+        ra = np.sort(xa[rng.integers(0, xa.size, xa.size)])
+        rb = np.sort(xb[rng.integers(0, xb.size, xb.size)])
+        vals[i] = stat(rb) / stat(ra)
+    q = (1 - conf) / 2
+    return float(ratio), float(np.quantile(vals, q)), float(np.quantile(vals, 1 - q))
+
+
+def verdict(low: float, high: float, higher_is_better: bool) -> str:
+    """'faster', 'slower' or 'no significant difference' from a ratio's interval (new / old)."""
+    if low > 1:
+        return "faster" if higher_is_better else "slower"
+    if high < 1:
+        return "slower" if higher_is_better else "faster"
+    return "no significant difference"

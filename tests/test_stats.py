@@ -1,0 +1,52 @@
+"""Percentiles, intervals and verdicts against distributions whose answers are known."""
+import numpy as np
+import pytest
+
+from numaprobe import stats
+
+
+def test_nearest_rank_percentiles():
+    xs = list(range(1, 101))  # 1..100
+    assert stats.percentile(xs, 50) == 50 and stats.percentile(xs, 90) == 90
+    assert stats.percentile(xs, 99) == 99 and stats.percentile(xs, 99.9) == 100
+    assert stats.percentile([7.0], 99.9) == 7.0
+    assert stats.percentile([1, 2, 3, 4], 25) == 1 and stats.percentile([1, 2, 3, 4], 26) == 2
+    with pytest.raises(ValueError):
+        stats.percentile([], 50)
+    with pytest.raises(ValueError):
+        stats.percentile([1], 0)
+
+
+def test_min_samples():
+    assert stats.min_samples(99) == 1000 and stats.min_samples(99.9) == 10000
+    assert stats.min_samples(50) == 20
+
+
+def test_bootstrap_interval_covers_the_true_median():
+    rng = np.random.default_rng(1)
+    hits = 0
+    for trial in range(40):
+        xs = rng.exponential(1.0, 400)  # true median ln 2
+        lo, hi = stats.bootstrap_ci(xs, lambda s: stats.percentile(s, 50), boots=300, seed=trial)
+        hits += lo <= np.log(2) <= hi
+    assert hits >= 34  # a 95 % interval: about 38 of 40, allow for chance
+
+
+def test_ratio_and_verdict():
+    rng = np.random.default_rng(2)
+    a = rng.normal(100, 5, 500)
+    faster = rng.normal(80, 4, 500)   # latency: lower is better
+    r, lo, hi = stats.ratio_ci(a, faster, lambda s: stats.percentile(s, 50))
+    assert lo < r < hi and hi < 1
+    assert stats.verdict(lo, hi, higher_is_better=False) == "faster"
+    same = rng.normal(100, 5, 500)
+    r, lo, hi = stats.ratio_ci(a, same, lambda s: stats.percentile(s, 50))
+    assert lo < 1 < hi and stats.verdict(lo, hi, False) == "no significant difference"
+    assert stats.verdict(1.1, 1.3, higher_is_better=True) == "faster"
+    assert stats.verdict(0.7, 0.9, higher_is_better=True) == "slower"
+
+
+def test_summary_warning():
+    s = stats.summarize([1.0, 1.0, 2.0], "ns")
+    assert s.warning("x") and "CV" in s.warning("x")
+    assert stats.summarize([1.0, 1.01], "ns").warning() is None
