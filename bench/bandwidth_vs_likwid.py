@@ -36,7 +36,7 @@ import sys
 
 import numaprobe
 from numaprobe.noise import Noise, NoiseMeter
-from numaprobe.probes.bandwidth import run as bw_run  # the package re-exports bandwidth(), the function
+from numaprobe.probes import run_bandwidth as bw_run
 
 # (numaprobe kernel, likwid kernel, arrays numaprobe uses, apples-to-apples?, label)
 PAIRS = [

@@ -164,7 +164,7 @@ def main():
             print(f"  {size_text(size):>10}" + "".join(f"{s.points[k][1].median:10.2f}" for s in sweeps))
     reported = {c.level: c.size for c in topo.caches if cpu in c.cpus and c.type in ("Data", "Unified")}
     print("levels found, per repeat: ns | effective size; reported = what the topology says")
-    names = sorted({lv.name for s in sweeps for lv in s.levels}, key=lambda n: (n == "DRAM", n))
+    names = sorted({lv.name for s in sweeps for lv in s.levels}, key=lambda n: (n == "DRAM", int(n[1:]) if n != "DRAM" else 0))
     for name in names:
         found = [next((lv for lv in s.levels if lv.name == name), None) for s in sweeps]
         ns = "".join(f"{lv.ns:9.2f}" if lv else f"{'-':>9}" for lv in found)

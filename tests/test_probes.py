@@ -11,7 +11,7 @@ import pytest
 
 import numaprobe
 from numaprobe import _core, probes
-from numaprobe.probes.latency import detect_levels, sweep_sizes
+from numaprobe.probes import detect_levels, sweep_sizes
 
 MiB = 1 << 20
 
@@ -128,6 +128,11 @@ def test_detect_levels_on_known_curves():
     assert [lv.name for lv in levels] == ["L1", "L2", "L3", "DRAM"]
     assert [lv.effective_size for lv in levels[:3]] == [32 * KiB, 512 * KiB, 8192 * KiB]
     assert levels[2].reported_size == 16384 * KiB and levels[3].ns == pytest.approx(97.5, abs=3)
+    # A lone spike (a preempted point) does not make a level.
+    spiked = [(s, ns) for s, ns in curve]
+    spiked[1] = (16, 25.0)
+    assert [lv.name for lv in detect_levels([(s * KiB, ns) for s, ns in spiked])] == \
+        ["L1", "L2", "L3", "DRAM"]
     # A flat curve is one level.
     assert [lv.name for lv in detect_levels([(s, 2.0) for s in (4096, 8192, 16384)])] == ["L1"]
     assert sweep_sizes(4096, 65536, 2) == [4096, 5760, 8192, 11584, 16384, 23168, 32768, 46336, 65536]

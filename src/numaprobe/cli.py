@@ -119,7 +119,7 @@ def cmd_run(args) -> int:
 
 def cmd_quick(args) -> int:
     """The quick check: what the machine is, its memory system, and what looks wrong."""
-    from .probes.quick import quick_check
+    from .probes import quick_check
     doc = quick_check(progress=_progress(args))
     tables = doc.pop("_tables")
     if args.json:
@@ -230,6 +230,103 @@ def cmd_c2c(args) -> int:
                                           samples=args.samples, progress=_progress(args)))
 
 
+def _dims(items) -> dict:
+    out = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit() or int(value) < 1:
+            raise _BadInput(f"numaprobe: --dim takes NAME=N with N >= 1, got {item!r}")
+        out[name] = int(value)
+    return out
+
+
+def _layouts(args, topo):
+    from .workload.layout import parse_layout
+    specs = [s for s in (args.layouts or "").split(",") if s.strip()] + list(args.instances or [])
+    if not specs:
+        specs = ["naive", "one-per-node", "cores-per-instance=1"]
+    return [parse_layout(s, topo, spin=not args.no_spin, force=args.force) for s in specs]
+
+
+def _model(args):
+    from .workload import models
+    ref = models.resolve(args.model or "encoder")
+    dims = _dims(args.dim)
+    if not args.model:  # the embedded default: the encoder on 128 tokens
+        dims.setdefault("seq", 128)
+    # Every dynamic dimension must be known before workers start: fail here, in one line.
+    models.make_inputs(models.inputs(ref.path), dims)
+    return ref, dims
+
+
+def _emit(args, doc, text) -> None:
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(doc, f, indent=1)
+        _say(f"wrote {args.output}")
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print(text)
+        for w in doc.get("warnings", []):
+            print(f"warning: {w}")
+
+
+def _run_workload(args, fn):
+    """Runs fn(); a failure or Ctrl-C still writes what was measured."""
+    from .workload import driver
+    try:
+        return fn()
+    except (driver.WorkerFailed, driver.Interrupted) as e:
+        doc = getattr(e, "document", None)
+        if doc is not None and doc["layouts"]:
+            from .workload.infer import table
+            _emit(args, doc, table(doc))
+        if isinstance(e, driver.Interrupted):
+            _say("numaprobe: interrupted; what was measured is above" if doc else "numaprobe: interrupted")
+            raise SystemExit(130)
+        _say(f"numaprobe: {e}")
+        raise SystemExit(1)
+
+
+def cmd_infer(args) -> int:
+    from .topology import read
+    from .workload.infer import run_infer, table
+    topo = read()
+    layouts = _layouts(args, topo)
+    ref, dims = _model(args)
+    doc = _run_workload(args, lambda: run_infer(
+        ref, layouts, mode=args.mode, duration=args.duration, rounds=args.rounds,
+        warmup=args.warmup, dims=dims, rate=args.rate, topology=topo, progress=_progress(args)))
+    _emit(args, doc, table(doc))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from .topology import read
+    from .workload.infer import analyse_sweep, run_infer, sweep_layouts, table
+    topo = read()
+    ref, dims = _model(args)
+    layouts = sweep_layouts(topo)
+    doc = _run_workload(args, lambda: run_infer(
+        ref, layouts, mode="closed", duration=args.duration, rounds=args.rounds,
+        warmup=args.warmup, dims=dims, topology=topo, progress=_progress(args)))
+    doc["kind"] = "sweep"
+    doc["sweep"] = analyse_sweep(doc, args.p99_max)
+    sw = doc["sweep"]
+    lines = [table(doc), "", "throughput by instances (scaling efficiency vs one thread):"]
+    for c in sw["curve"]:
+        eff = f"{100 * c['scaling_efficiency']:.0f}%" if c["scaling_efficiency"] else "-"
+        lines.append(f"  {c['layout']:<8} {c['cpus']:>3} CPUs {c['throughput']:9.1f}/s  "
+                     f"p50 {c['p50_ms']:.2f} ms  efficiency {eff}")
+    lines.append(f"throughput stops rising after: {sw['stops_rising_after'] or 'it did not stop'}")
+    lines.append(f"best for throughput: {sw['best_throughput']}; best for latency"
+                 + (f" (p99 <= {args.p99_max} ms)" if args.p99_max else "")
+                 + f": {sw['best_latency'] or 'none meets the bound'}")
+    _emit(args, doc, "\n".join(lines))
+    return 0
+
+
 # ------------------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     bw = probe("bandwidth", cmd_bandwidth, "memory bandwidth: CPU node x memory node",
                "Read, write, copy and triad kernels on every usable CPU of a node; GB/s.")
     node_args(bw)
-    from .probes.bandwidth import KERNELS
+    from .probes import KERNELS
     bw.add_argument("--kernel", default="read", choices=tuple(KERNELS))
     bw.add_argument("--threads", type=int, help="threads per CPU node (default: all usable CPUs)")
     bw.add_argument("--isa", default="auto", choices=("auto", "scalar", "avx2", "avx512"))
@@ -321,6 +418,40 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--node", type=int, help="memory node holding the line (default: the first CPU's)")
     cc.add_argument("--rounds", type=int, default=20000)
     cc.add_argument("--samples", type=int, default=5)
+
+    def workload_args(sp):
+        sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv) or a "
+                        "model shipped in a package (magika); default: the built-in encoder")
+        sp.add_argument("--dim", action="append", metavar="NAME=N",
+                        help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
+        sp.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
+        sp.add_argument("--rounds", type=int, default=1, help="rounds, layouts interleaved")
+        sp.add_argument("--warmup", type=int, default=5, help="inferences before measuring")
+        sp.add_argument("-o", "--output", help="also write the result document to this file")
+
+    inf = probe("infer", cmd_infer, "run a model under layouts and compare them",
+                "Run an ONNX Runtime model under layouts (processes x threads x CPUs x memory "
+                "node): throughput and latency percentiles with intervals, the reasons, and each "
+                "layout against the first.")
+    workload_args(inf)
+    inf.add_argument("--layouts", help="comma-separated: naive, one-per-node, "
+                     "cores-per-instance=K, remote-memory, interleave, NxT (default: naive,"
+                     "one-per-node,cores-per-instance=1)")
+    inf.add_argument("--instances", action="append", metavar="SPEC",
+                     help="an explicit layout: NxT@NODES (e.g. 2x1@0,1) or a .json/.toml file")
+    inf.add_argument("--mode", default="closed", choices=("closed", "single", "poisson"),
+                     help="closed: back to back (throughput); single: one instance at a time "
+                     "(latency); poisson: open loop at --rate")
+    inf.add_argument("--rate", type=float, help="target inferences per second (poisson)")
+    inf.add_argument("--no-spin", action="store_true", help="ONNX Runtime threads sleep when idle")
+    inf.add_argument("--force", action="store_true",
+                     help="run overlapping or oversubscribed layouts anyway")
+
+    sw = probe("sweep", cmd_sweep, "find the best split of the CPUs into instances x threads",
+               "Run instances x threads over the usable CPUs; the throughput curve, where it "
+               "stops rising, the best layout for throughput and for latency.")
+    workload_args(sw)
+    sw.add_argument("--p99-max", type=float, metavar="MS", help="latency bound for 'best for latency'")
     return p
 
 

@@ -244,12 +244,14 @@ def qemu_command(topo, kernel, initrd, shares, append, output_fd):
 def _shares(rundir):
     """[(9p tag, host path, read-only)]: /, the run directory, the current directory
     (writable), and the Python and HOME directories that the guest's /tmp would hide."""
-    wanted = [sys.prefix, sys.base_prefix, *(os.environ.get(v, "") for v in ("VIRTUAL_ENV", "HOME"))]
-    wanted += os.environ.get("PATH", "").split(":") + os.environ.get("PYTHONPATH", "").split(":")
+    env = os.environ.get
+    wanted = [sys.prefix, sys.base_prefix, env("VIRTUAL_ENV", ""), env("HOME", ""),
+              *env("PATH", "").split(":"), *env("PYTHONPATH", "").split(":")]
     under = lambda path, top: path == top or path.startswith(top.rstrip("/") + "/")
     mounts = {os.getcwd(): False}
     for path in sorted({os.path.abspath(p) for p in wanted if p}, key=len):
-        if path.startswith("/tmp/") and os.path.isdir(path) and not any(under(path, m) for m in mounts):
+        hidden = path.startswith("/tmp/") and os.path.isdir(path)
+        if hidden and not any(under(path, m) for m in mounts):
             mounts[path] = True
     ordered = sorted(mounts.items(), key=lambda m: len(m[0]))  # parents first
     return [("root", "/", True), ("vmrun", str(rundir), False)] + \
@@ -258,9 +260,10 @@ def _shares(rundir):
 
 def _command_script(name, topo, command):
     env = {k: v for k, v in os.environ.items()
-           if k in PASS_ENV or k.startswith(PASS_ENV_PREFIXES)}
+           if (k in PASS_ENV or k.startswith(PASS_ENV_PREFIXES)) and k.isidentifier()}
     env.setdefault("PYTHONUNBUFFERED", "1")  # live output through the guest's pipe
-    env["PATH"] = os.path.dirname(sys.executable) + ":" + env.get("PATH", "/usr/bin:/bin")
+    here, path = os.path.dirname(sys.executable), env.get("PATH", "/usr/bin:/bin")
+    env["PATH"] = path if path.startswith(here + ":") else f"{here}:{path}"
     env["NUMAPROBE_VM_TOPOLOGY"] = name
     env["NUMAPROBE_VM_SPEC"] = json.dumps({"name": name, **topo})
     lines = [f"export {k}={shlex.quote(v)}" for k, v in env.items()]

@@ -11,12 +11,17 @@ and NUMAPROBE_VM_SPEC, the JSON that tests inside the guest compare numaprobe ag
     hmat          absent, or one entry per (CPU node, node) pair:
                   {"initiator", "target", "latency_ns", "bandwidth_mbs"}
 
-HMAT units are the guest's sysfs units: /sys/devices/system/node/nodeN/access0/
-initiators/read_latency is in ns and read_bandwidth in MB/s (QEMU is given the
-bandwidth as "<bandwidth_mbs>M", i.e. MiB/s, which the guest shows unchanged).
-access0 of a node shows the entry of its best initiator: lowest latency first.
+HMAT units are those of the guest's sysfs, /sys/devices/system/node/nodeN/access0/
+initiators/{read,write}_latency (ns) and {read,write}_bandwidth (MB/s): QEMU is given
+latency=<latency_ns> and bandwidth=<bandwidth_mbs>M, which the guest shows unchanged.
+Only the best initiator of each node appears there (access0 and access1: here always
+the node itself or, for a memory node, its "initiator"); the other pairs are in the
+spec only. Node sizes in the guest are a little smaller than memory_mib (node0 710 of
+768 MB: the kernel's own memory; node2 503 of 512 MB).
 """
 
+# (latency ns, bandwidth MB/s) from a CPU node to: its own DRAM, the other socket's
+# DRAM, the CXL memory on its own socket, the CXL memory on the other socket.
 DRAM, REMOTE, CXL, CXL_REMOTE = (100, 20480), (150, 10240), (250, 8192), (300, 6144)
 
 

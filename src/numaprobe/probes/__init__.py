@@ -1,15 +1,21 @@
 """The memory system, measured: idle latency (and its curve over working-set sizes), bandwidth,
 loaded latency and core-to-core latency. Every kernel runs in C on threads pinned before they
-touch memory, without the GIL; every figure comes with its spread (numaprobe.stats)."""
-from .bandwidth import (KERNELS, BandwidthResult, bandwidth, bandwidth_matrix, peak_bandwidth,
-                        threads_sweep)
-from .c2c import C2CMatrix, c2c_matrix
-from .latency import (LatencyMatrix, LatencyResult, Sweep, latency, latency_matrix,
-                      latency_sweep)
-from .loaded import LoadedCurve, loaded_latency
+touch memory, without the GIL; every figure comes with its spread (numaprobe.stats).
+
+The modules are private; everything public is re-exported here."""
+from ._bandwidth import (KERNELS, BandwidthMatrix, BandwidthResult, bandwidth, bandwidth_matrix,
+                         peak_bandwidth, threads_sweep)
+from ._bandwidth import run as run_bandwidth
+from ._c2c import C2CMatrix, c2c_matrix
+from ._latency import (LatencyMatrix, LatencyResult, Level, Sweep, detect_levels, latency,
+                       latency_matrix, latency_sweep, sweep_sizes)
+from ._loaded import LoadedCurve, loaded_latency
+from ._quick import quick_check
 
 __all__ = [
-    "KERNELS", "BandwidthResult", "C2CMatrix", "LatencyMatrix", "LatencyResult", "LoadedCurve",
-    "Sweep", "bandwidth", "bandwidth_matrix", "c2c_matrix", "latency", "latency_matrix",
-    "latency_sweep", "loaded_latency", "peak_bandwidth", "threads_sweep",
+    "KERNELS", "BandwidthMatrix", "BandwidthResult", "C2CMatrix", "LatencyMatrix",
+    "LatencyResult", "Level", "LoadedCurve", "Sweep", "bandwidth", "bandwidth_matrix",
+    "c2c_matrix", "detect_levels", "latency", "latency_matrix", "latency_sweep",
+    "loaded_latency", "peak_bandwidth", "quick_check", "run_bandwidth", "sweep_sizes",
+    "threads_sweep",
 ]

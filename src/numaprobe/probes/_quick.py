@@ -9,9 +9,9 @@ from .. import __version__, clock
 from ..noise import NoiseMeter
 from ..topology import Topology, read as read_topology
 from . import _common as C
-from .bandwidth import bandwidth_matrix
-from .c2c import c2c_matrix
-from .latency import latency_matrix
+from ._bandwidth import bandwidth_matrix
+from ._c2c import c2c_matrix
+from ._latency import latency_matrix
 
 LATENCY_BUDGET_LOADS = 24 << 20   # loads over all latency cells (about 2.5 s at 100 ns)
 C2C_MAX_CPUS = 16                  # beyond this, one CPU per core, spread over the nodes

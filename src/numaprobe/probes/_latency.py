@@ -1,8 +1,10 @@
 """Idle memory latency: dependent loads through one random cycle of cache lines.
 
-Method (DESIGN section 5): the chain covers every 64-byte line of a buffer placed on the memory
-node; the TLB-local kind visits the lines of one page group in random order before moving on,
-so page walks do not pollute DRAM latency; the fully random kind does not. The chase runs on a
+Method (DESIGN section 5): the chain covers one 64-byte line in every 128 bytes of a buffer
+placed on the memory node (so the adjacent-line prefetcher never helps); the TLB-local kind
+visits the lines of one page group (within the first-level TLB's reach) in random order before
+moving on, so page walks do not pollute DRAM latency; the fully random kind does not. The
+latency-versus-size sweep chains every line instead, so a size is exactly its footprint. The chase runs on a
 thread pinned to a CPU of the CPU node; each sample is at least 10^6 loads; the first sample is
 dropped (it warms caches and TLBs); the clock's read overhead is subtracted. Result: ns per
 load, with its spread.
@@ -268,6 +270,11 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
     mean of its plateau and the next one: where half the cost of the next level is paid.
     The last plateau is memory (DRAM) when there is more than one."""
     meds = [(s, ns.median if hasattr(ns, "median") else float(ns)) for s, ns in points]
+    # A lone spike (a preempted sample) is higher than both neighbours by a level's step:
+    # it says nothing about the caches.
+    meds = [p for k, p in enumerate(meds)
+            if not (0 < k < len(meds) - 1 and p[1] > step * meds[k - 1][1]
+                    and p[1] > step * meds[k + 1][1])]
     if not meds:
         return []
     plateaus = [[meds[0]]]

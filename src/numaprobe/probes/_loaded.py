@@ -10,7 +10,7 @@ from .. import _core, clock, placement
 from ..stats import summarize
 from ..topology import Topology
 from . import _common as C
-from .latency import MIN_LOADS, default_size
+from ._latency import MIN_LOADS, default_size
 
 # Spins (pause instructions, ~10-40 ns each) between 512-byte blocks, light to full load.
 DELAYS = (400, 100, 40, 20, 10, 5, 2, 0)

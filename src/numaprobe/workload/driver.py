@@ -1,0 +1,315 @@
+"""The inference driver: runs a model under layouts, one worker process per instance, all
+started together; measures latency and throughput; keeps what was measured when something goes
+wrong.
+
+Modes: ``closed`` (every instance back to back: throughput), ``single`` (one instance at a
+time, back to back: latency without interference), ``poisson`` (open loop, arrivals at a
+target total rate, latency counted from each arrival).
+
+Faults: a worker that fails or dies ends the others (SIGTERM; they report what they measured,
+marked partial); Ctrl-C does the same; no worker outlives the driver.
+"""
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import stats
+from ..noise import Noise
+from ..topology import Topology
+from . import telemetry
+from .layout import Layout
+
+READY_TIMEOUT_S = 600  # building a session of a large model in an emulated VM is slow
+
+
+class WorkerFailed(RuntimeError):
+    """A worker could not start or died; ``partial`` holds what the others measured."""
+
+    def __init__(self, message: str, partial: "LayoutRun | None" = None):
+        super().__init__(message)
+        self.partial = partial
+
+
+class Interrupted(KeyboardInterrupt):
+    def __init__(self, partial: "LayoutRun | None" = None):
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+@dataclass
+class InstanceRun:
+    index: int
+    instance: dict
+    latency_ns: np.ndarray
+    start_offset_ns: np.ndarray
+    window_ns: int
+    counters: dict
+    memory: dict            # node -> bytes resident there
+    threads: int
+    partial: bool
+
+    @property
+    def count(self) -> int:
+        return int(self.latency_ns.size)
+
+    @property
+    def throughput(self) -> float:
+        return self.count / (self.window_ns / 1e9) if self.window_ns > 0 else 0.0
+
+
+@dataclass
+class LayoutRun:
+    layout: Layout
+    mode: str
+    duration: float
+    instances: list[InstanceRun]
+    machine: dict
+    noise: Noise | None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failures) or any(i.partial for i in self.instances)
+
+    @property
+    def latencies(self) -> np.ndarray:
+        return np.concatenate([i.latency_ns for i in self.instances]) if self.instances else np.array([])
+
+    @property
+    def throughput(self) -> float:
+        if self.mode == "single":  # instances took turns: their rates do not add up
+            return float(np.mean([i.throughput for i in self.instances])) if self.instances else 0.0
+        return sum(i.throughput for i in self.instances)
+
+    def throughput_bins(self, bins: int = 10) -> np.ndarray:
+        """Total throughput in each tenth of the window: samples for an interval."""
+        if not self.instances:
+            return np.array([])
+        win = max(i.window_ns for i in self.instances)
+        edges = np.linspace(0, win, bins + 1)
+        per = [np.histogram(i.start_offset_ns, edges)[0] for i in self.instances]
+        total = np.sum(per, axis=0) if self.mode != "single" else np.mean(per, axis=0)
+        return total / (win / bins / 1e9)
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(i.counters["cpu_s"] for i in self.instances)
+
+
+def _spawn(cfg: dict, log) -> subprocess.Popen:
+    p = subprocess.Popen([sys.executable, "-m", "numaprobe.workload.worker"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                         bufsize=1, start_new_session=True)  # Ctrl-C reaches the driver only
+    p.stdin.write(json.dumps(cfg) + "\n")
+    p.stdin.flush()
+    return p
+
+
+def _describe_exit(p: subprocess.Popen) -> str:
+    rc = p.poll()
+    if rc is None:
+        return "stopped answering"
+    if rc < 0:
+        name = signal.Signals(-rc).name
+        hint = " (out of memory?)" if -rc == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with status {rc}"
+
+
+def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: float = 10.0,
+               warmup: int = 5, dims: dict | None = None, rate: float | None = None,
+               count: int | None = None, seed: int = 0, progress=None,
+               topology: Topology | None = None) -> LayoutRun:
+    """Runs ``model`` (a path) under ``layout``; returns what was measured."""
+    if mode not in ("closed", "single", "poisson"):
+        raise ValueError(f"unknown mode {mode!r}; modes: closed, single, poisson")
+    if mode == "poisson" and not (rate and rate > 0):
+        raise ValueError("poisson mode needs a target rate > 0 (inferences per second, --rate)")
+    if not duration > 0:
+        raise ValueError(f"duration must be > 0 seconds, got {duration}")
+    n = len(layout.instances)
+    procs: list[subprocess.Popen] = []
+    logs = []
+    results: dict[int, dict] = {}
+    failures: list[str] = []
+    sel = selectors.DefaultSelector()
+    try:
+        for k, inst in enumerate(layout.instances):
+            cfg = {"model": model, "instance": inst.to_dict(), "mode": mode, "index": k,
+                   "dims": dims or {}, "warmup": warmup, "seed": seed, "count": count,
+                   "rate_per_instance": (rate / n) if rate else None}
+            log = tempfile.TemporaryFile(mode="w+")
+            logs.append(log)
+            procs.append(_spawn(cfg, log))
+            procs[-1].np_cpus = cfg["instance"]["cpus"]
+            sel.register(procs[-1].stdout, selectors.EVENT_READ, k)
+        ready = _collect(sel, procs, logs, "ready", time.monotonic() + READY_TIMEOUT_S, failures,
+                         progress, f"{layout.name}: starting {n} worker(s)")
+        if failures:
+            raise WorkerFailed(failures[0])
+        machine0, t0 = telemetry.Machine.now(), time.monotonic()
+        own0 = [telemetry.process_counters(str(r["pid"]))["cpu_s"] for r in ready.values()]
+        start = time.monotonic_ns() + 100_000_000
+        span = int(duration * 1e9)
+        for k, p in enumerate(procs):
+            s = start + (k * (span + 50_000_000) if mode == "single" else 0)
+            p.stdin.write(json.dumps({"start_ns": s, "end_ns": s + span}) + "\n")
+            p.stdin.flush()
+        total = duration * (n if mode == "single" else 1)
+        results = _collect(sel, procs, logs, "result", time.monotonic() + total + 120, failures,
+                           progress, f"{layout.name}: measuring {total:.0f} s", total)
+        if failures:  # stop the others; what they measured comes back marked partial
+            raise WorkerFailed(failures[0])
+        seconds = time.monotonic() - t0
+        machine = telemetry.Machine.now().since(machine0, seconds)
+    except KeyboardInterrupt:
+        results.update(_stop_all(sel, procs, logs, failures))
+        raise Interrupted(_assemble(layout, mode, duration, results, {}, None, failures))
+    except WorkerFailed as e:
+        results.update(_stop_all(sel, procs, logs, failures))
+        e.partial = _assemble(layout, mode, duration, results, {}, None, failures)
+        raise
+    finally:
+        _reap(procs)
+        for log in logs:
+            log.close()
+    workers_cpu = sum(r["counters"]["cpu_s"] for r in results.values())
+    foreign = max(0.0, machine["busy_cpu_s"] - workers_cpu)
+    ncpu = len(machine["cpu_utilisation"]) or 1
+    noise = Noise(seconds=seconds, cpus=ncpu, foreign=foreign, steal=0.0, own=workers_cpu)
+    return _assemble(layout, mode, duration, results, machine, noise, failures)
+
+
+def _collect(sel, procs, logs, event, deadline, failures, progress, what, expected_s=None):
+    """Reads one `event` line from every worker; records failures (which stop the wait)."""
+    got: dict[int, dict] = {}
+    t0 = time.monotonic()
+    while len(got) + len(failures) < len(procs) and not failures:
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            missing = [k for k in range(len(procs)) if k not in got]
+            failures.append(f"worker {missing[0]} did not answer in time ({what})")
+            break
+        if progress:
+            frac = (time.monotonic() - t0) / expected_s if expected_s else None
+            progress(what, frac)
+        for key, _ in sel.select(timeout=min(timeout, 0.5)):
+            k = key.data
+            line = procs[k].stdout.readline()
+            if not line:
+                sel.unregister(procs[k].stdout)
+                procs[k].wait(timeout=5) if procs[k].poll() is None else None
+                failures.append(f"worker {k} (CPUs {procs_cpus(procs, k)}) {_describe_exit(procs[k])}"
+                                + _last_words(logs[k]))
+                continue
+            msg = json.loads(line)
+            if msg["event"] == "error":
+                failures.append(f"worker {k}: {msg['message']}")
+            elif msg["event"] == event:
+                got[k] = msg
+                sel.unregister(procs[k].stdout)  # its next line belongs to the next phase
+    for k in got:  # listen again for the next phase
+        if procs[k].poll() is None and event == "ready":
+            sel.register(procs[k].stdout, selectors.EVENT_READ, k)
+    return got
+
+
+def procs_cpus(procs, k) -> str:
+    return getattr(procs[k], "np_cpus", "?")
+
+
+def _last_words(log) -> str:
+    log.seek(0)
+    lines = [l for l in log.read().strip().splitlines() if l.strip()]
+    return f": {lines[-1][:300]}" if lines else ""
+
+
+def _stop_all(sel, procs, logs, failures) -> dict:
+    """SIGTERM every live worker and gather the partial results they send."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    got: dict[int, dict] = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sel.get_map():
+        for key, _ in sel.select(timeout=0.2):
+            k = key.data
+            line = procs[k].stdout.readline()
+            if not line:
+                sel.unregister(procs[k].stdout)
+                continue
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if msg.get("event") == "result":
+                got[k] = msg
+        if all(p.poll() is not None for p in procs) and not any(
+                key.fileobj.readable() for key in sel.get_map().values()):
+            break
+    return got
+
+
+def _reap(procs) -> None:
+    """No orphans: whatever is still running after a grace period is killed and waited for."""
+    for p in procs:
+        try:
+            if p.stdin and not p.stdin.closed:
+                p.stdin.close()
+        except OSError:
+            pass
+    deadline = time.monotonic() + 5
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        if p.stdout:
+            p.stdout.close()
+
+
+def _assemble(layout, mode, duration, results, machine, noise, failures) -> LayoutRun:
+    inst = []
+    for k in sorted(results):
+        r = results[k]
+        inst.append(InstanceRun(
+            index=k, instance=layout.instances[k].to_dict(),
+            latency_ns=np.asarray(r["latency_ns"], dtype=np.int64),
+            start_offset_ns=np.asarray(r["start_offset_ns"], dtype=np.int64),
+            window_ns=int(r["window_ns"]), counters=r["counters"], memory=r["memory"],
+            threads=r["threads"], partial=r["partial"]))
+    return LayoutRun(layout=layout, mode=mode, duration=duration, instances=inst,
+                     machine=machine, noise=noise, failures=list(failures))
+
+
+# ------------------------------------------------------------------------------ summaries
+
+def latency_summary(lat_ns: np.ndarray, boots: int = 300) -> dict:
+    """p50/p90/p99/p99.9 (nearest rank) in ms with bootstrap intervals, and a warning for each
+    tail percentile that has too few samples to mean anything."""
+    xs = np.sort(lat_ns.astype(np.float64) / 1e6)
+    out, thin = {"count": int(xs.size)}, []
+    for p in stats.PERCENTILES:
+        key = f"p{p:g}"
+        if xs.size == 0:
+            out[key] = None
+            continue
+        lo, hi = stats.bootstrap_ci(xs, lambda s, p=p: stats.percentile(s, p), boots=boots)
+        out[key] = {"ms": stats.percentile(xs, p), "ci": [lo, hi],
+                    "enough_samples": bool(xs.size >= stats.min_samples(p))}
+        if xs.size < stats.min_samples(p):
+            thin.append(f"{key} (needs {stats.min_samples(p)})")
+    out["warnings"] = [f"{xs.size} samples: {', '.join(thin)} little more than the maximum; "
+                       "run longer"] if thin else []
+    return out

@@ -1,0 +1,551 @@
+"""The models that ``numaprobe infer`` runs: built-in generated ones, ONNX files, and models
+shipped inside installed PyPI packages.
+
+- ``resolve(model)`` turns what the user typed (a builtin name, a path to an ``.onnx`` file,
+  ``package:NAME`` or a bare known package name) into a ``ModelRef`` that points at a file.
+- ``inputs(path)`` reads a model's input signature without onnxruntime.
+- ``make_inputs(specs, dims)`` makes deterministic input arrays for it.
+- ``describe(ref)`` is the model's entry in a result document.
+
+Built-in models are generated deterministically (weights from ``numpy.random.default_rng(seed)``)
+with the onnx helper API, float32, opset ``OPSET``, and cached on disk: they stand in for real
+models of a known size and shape without downloading anything.  Their weights are random, so
+their outputs mean nothing; their cost (bytes moved, FLOPs, working set) is what matters here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+__all__ = ["BUILTINS", "PACKAGES", "ModelRef", "InputSpec", "resolve", "inputs",
+           "make_inputs", "describe", "default_cache_dir", "MODEL_VERSION", "OPSET"]
+
+OPSET = 20          # ai.onnx opset of the built-in models (Gelu appeared in 20)
+IR_VERSION = 9      # the lowest IR version that carries opset 20, for older onnxruntimes
+MODEL_VERSION = 1   # bump whenever a builder changes what it writes: it names the cached files
+BATCH_DEFAULT = 1   # the one dynamic dimension that has a default
+
+
+# --------------------------------------------------------------------------------------------
+# Building graphs
+# --------------------------------------------------------------------------------------------
+
+class _GraphBuilder:
+    """Collects nodes and initializers with unique names; weights come from one seeded rng."""
+
+    def __init__(self, name: str, seed: int):
+        self.name = name
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._count = 0
+
+    def _fresh(self, hint: str) -> str:
+        self._count += 1
+        return f"{hint}_{self._count}"
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        """An initializer holding ``array`` as is."""
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def weight(self, name: str, shape: tuple[int, ...], std: float) -> str:
+        """A float32 initializer drawn from N(0, std²)."""
+        w = self.rng.standard_normal(shape, dtype=np.float32)
+        w *= np.float32(std)
+        return self.const(name, w)
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
+        """Adds one single-output node; returns its output name."""
+        out = self._fresh(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def linear(self, x: str, n_in: int, n_out: int, prefix: str, std: float) -> str:
+        """x @ W + b with W [n_in, n_out]."""
+        w = self.weight(f"{prefix}.weight", (n_in, n_out), std)
+        b = self.weight(f"{prefix}.bias", (n_out,), std)
+        return self.op("Add", [self.op("MatMul", [x, w]), b])
+
+    def model(self, graph_inputs, graph_outputs, doc: str) -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, self.name, graph_inputs, graph_outputs,
+                                  initializer=self.initializers)
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="numaprobe", producer_version=str(MODEL_VERSION),
+                              doc_string=doc)
+        m.ir_version = IR_VERSION
+        return m
+
+
+def build_encoder(seed: int = 0, *, vocab: int = 30522, hidden: int = 384, layers: int = 6,
+                  heads: int = 12, intermediate: int = 1536,
+                  max_positions: int = 512) -> onnx.ModelProto:
+    """A BERT-style post-LayerNorm transformer encoder shaped like MiniLM-L6 (all-MiniLM-L6-v2).
+
+    Inputs ``input_ids`` and ``attention_mask``, int64 [batch, seq] (seq ≤ ``max_positions``);
+    output ``last_hidden_state``, float32 [batch, seq, hidden].  With the defaults: 22.6 M
+    parameters (90.3 MB), 11.7 M of them in the word-embedding table that a Gather reads sparsely.
+    """
+    if hidden % heads:
+        raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+    head_dim = hidden // heads
+    g = _GraphBuilder("encoder", seed)
+    std = 0.02  # BERT's initializer range
+
+    # Embeddings: word (Gather on input_ids) + position (Gather on 0..seq-1), then LayerNorm.
+    word = g.weight("embeddings.word", (vocab, hidden), std)
+    pos = g.weight("embeddings.position", (max_positions, hidden), std)
+    x = g.op("Gather", [word, "input_ids"], axis=0)                       # [b, s, h]
+    seq = g.op("Gather", [g.op("Shape", ["input_ids"]), g.const("one", np.array(1, np.int64))],
+               axis=0)                                                   # scalar s
+    positions = g.op("Range", [g.const("zero", np.array(0, np.int64)), seq, "one"])
+    x = g.op("Add", [x, g.op("Gather", [pos, positions], axis=0)])       # + [s, h]
+    x = _layer_norm(g, x, hidden, "embeddings.ln")
+
+    # Additive mask: 0 where attention_mask is 1, -10000 where it is 0, as [b, 1, 1, s].
+    mask = g.op("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    mask = g.op("Mul", [g.op("Sub", [g.const("f_one", np.array(1, np.float32)), mask]),
+                        g.const("mask_value", np.array(-10000.0, np.float32))])
+    mask = g.op("Unsqueeze", [mask, g.const("axes_1_2", np.array([1, 2], np.int64))])
+
+    split_heads = g.const("split_heads", np.array([0, 0, heads, head_dim], np.int64))
+    merge_heads = g.const("merge_heads", np.array([0, 0, hidden], np.int64))
+    scale = g.const("scale", np.array(1 / math.sqrt(head_dim), np.float32))
+    for i in range(layers):
+        p = f"layer{i}"
+
+        def heads_of(name: str, perm: list[int]) -> str:
+            # [b, s, h] -> [b, s, heads, head_dim] -> permuted
+            t = g.linear(x, hidden, hidden, f"{p}.attention.{name}", std)
+            return g.op("Transpose", [g.op("Reshape", [t, split_heads])], perm=perm)
+
+        q = heads_of("query", [0, 2, 1, 3])                              # [b, H, s, d]
+        k = heads_of("key", [0, 2, 3, 1])                                # [b, H, d, s]
+        v = heads_of("value", [0, 2, 1, 3])                              # [b, H, s, d]
+        scores = g.op("Add", [g.op("Mul", [g.op("MatMul", [q, k]), scale]), mask])
+        probs = g.op("Softmax", [scores], axis=-1)                       # [b, H, s, s]
+        ctx = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        ctx = g.op("Reshape", [ctx, merge_heads])                        # [b, s, h]
+        attn = g.linear(ctx, hidden, hidden, f"{p}.attention.output", std)
+        x = _layer_norm(g, g.op("Add", [attn, x]), hidden, f"{p}.attention.ln")
+
+        ff = g.op("Gelu", [g.linear(x, hidden, intermediate, f"{p}.intermediate", std)])
+        ff = g.linear(ff, intermediate, hidden, f"{p}.output", std)
+        x = _layer_norm(g, g.op("Add", [ff, x]), hidden, f"{p}.output.ln")
+
+    g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"], name="output"))
+    ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"])
+           for n in ("input_ids", "attention_mask")]
+    out = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT,
+                                        ["batch", "seq", hidden])
+    return g.model(ids, [out], build_encoder.__doc__.split("\n")[0])
+
+
+def _layer_norm(g: _GraphBuilder, x: str, hidden: int, prefix: str) -> str:
+    gamma = g.const(f"{prefix}.weight", np.ones(hidden, np.float32))
+    beta = g.const(f"{prefix}.bias", np.zeros(hidden, np.float32))
+    return g.op("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=1e-12)
+
+
+def build_mlp(seed: int = 0, *, widths: tuple[int, ...] = (1024, 4096, 4096, 4096, 1024)
+              ) -> onnx.ModelProto:
+    """A stack of large dense layers (MatMul + Add + Relu; the last one without Relu).
+
+    Input ``x`` float32 [batch, 1024]; output ``y`` float32 [batch, 1024].  With the default
+    widths: 42.0 M parameters (168 MB), all of them read once per inference (memory bound at
+    small batch).
+    """
+    g = _GraphBuilder("mlp", seed)
+    x = "x"
+    for i, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
+        x = g.linear(x, n_in, n_out, f"fc{i}", math.sqrt(2 / n_in))  # He init: stays O(1)
+        if i < len(widths) - 2:
+            x = g.op("Relu", [x])
+    g.nodes.append(helper.make_node("Identity", [x], ["y"], name="output"))
+    return g.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", widths[0]])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", widths[-1]])],
+                   build_mlp.__doc__.split("\n")[0])
+
+
+# (out_channels, max-pool after it) for each 3x3 Conv + Relu
+_CONV_LAYERS = ((32, True), (64, True), (128, False), (128, True), (256, False), (256, True))
+
+
+def build_conv(seed: int = 0, *, layers=_CONV_LAYERS, size: int = 224) -> onnx.ModelProto:
+    """A VGG-like convolution stack: 3x3 Conv + Relu layers, 2x2 MaxPool after some, then global
+    average pooling.
+
+    Input ``x`` float32 [batch, 3, 224, 224]; output ``y`` float32 [batch, 256].  With the
+    defaults: 1.1 M parameters (~4.5 MB) but 6.4 MB of activations per image after the first
+    layer and ~3.3 GFLOP per image: compute and activation traffic dominate, not weights.
+    """
+    g = _GraphBuilder("conv", seed)
+    x, channels = "x", 3
+    for i, (out, pool) in enumerate(layers):
+        w = g.weight(f"conv{i}.weight", (out, channels, 3, 3), math.sqrt(2 / (channels * 9)))
+        b = g.weight(f"conv{i}.bias", (out,), 0.01)
+        x = g.op("Relu", [g.op("Conv", [x, w, b], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
+        if pool:
+            x = g.op("MaxPool", [x], kernel_shape=[2, 2], strides=[2, 2])
+        channels = out
+    x = g.op("Flatten", [g.op("GlobalAveragePool", [x])], axis=1)
+    g.nodes.append(helper.make_node("Identity", [x], ["y"], name="output"))
+    return g.model(
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", channels])],
+        build_conv.__doc__.split("\n")[0])
+
+
+BUILTINS: dict[str, tuple[str, Callable[[int], onnx.ModelProto]]] = {
+    "encoder": ("MiniLM-L6-shaped transformer encoder: hidden 384, 6 layers, 12 heads, "
+                "22.6 M params (90 MB); inputs input_ids, attention_mask [batch, seq]",
+                build_encoder),
+    "mlp": ("dense MatMul+Add+Relu stack 1024-4096-4096-4096-1024: 42 M params (168 MB); "
+            "input x [batch, 1024]", build_mlp),
+    "conv": ("VGG-like stack of 6 3x3 Conv+Relu, 4 MaxPool: 1.1 M params (~4.5 MB), "
+             "~3.3 GFLOP per image; input x [batch, 3, 224, 224]", build_conv),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Models shipped inside PyPI packages
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _PackageModel:
+    modules: tuple[str, ...]   # importable top-level packages that ship it, tried in order
+    pattern: str               # glob for the .onnx file, matched at any depth in the package
+    pip: str                   # what to pip install
+    description: str
+    prefer: str | None = None  # regex over the path: preferred among several matches
+    in_extra: bool = False     # installed by numaprobe[models]
+
+
+PACKAGES: dict[str, _PackageModel] = {
+    "magika": _PackageModel(
+        ("magika",), "models/*/model.onnx", "magika",
+        "Google Magika file-type classifier (small 1-D conv + dense net, ~0.8 M params); "
+        "input bytes int32 [batch, 2048]", prefer=r"standard_", in_extra=True),
+    "rapidocr": _PackageModel(
+        ("rapidocr", "rapidocr_onnxruntime"), "*rec*.onnx", "rapidocr",
+        "RapidOCR (PaddleOCR) text-recognition model; input x float32 [batch, 3, 48, width]"),
+}
+
+
+def _find_package_model(name: str) -> tuple[Path, str]:
+    """The .onnx file of package model ``name`` and the module it came from."""
+    pm = PACKAGES[name]
+    for module in pm.modules:
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        found: list[Path] = []
+        for root in spec.submodule_search_locations:
+            found += sorted(Path(root).rglob(pm.pattern))
+        if not found:
+            raise ValueError(f"package model {name!r}: {module} is installed but ships no file "
+                             f"matching {pm.pattern!r} (looked in "
+                             f"{', '.join(spec.submodule_search_locations)})")
+        if pm.prefer:
+            preferred = [p for p in found if re.search(pm.prefer, str(p))]
+            found = preferred or found
+        return found[-1], module  # sorted: the latest version name wins among several
+    raise ValueError(f"model {name!r} ships with the PyPI package {pm.pip}, which is not "
+                     f"installed: pip install {pm.pip}"
+                     + (" (or pip install 'numaprobe[models]')" if pm.in_extra else ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving what the user typed
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model on disk, ready to load."""
+    name: str          # builtin or package name, or the file's stem
+    path: str          # absolute path of the .onnx file
+    source: str        # "file", "builtin" or "package"
+    description: str
+    bytes: int         # size of the .onnx file (external data files not included)
+
+
+def default_cache_dir() -> Path:
+    """Where built-in models are generated: ``$NUMAPROBE_CACHE`` if set, else
+    ``$XDG_CACHE_HOME/numaprobe/models`` (``~/.cache/numaprobe/models``)."""
+    env = os.environ.get("NUMAPROBE_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "numaprobe" / "models"
+
+
+def resolve(model: str, cache_dir: str | None = None, seed: int = 0) -> ModelRef:
+    """Turns ``model`` into a ``ModelRef``.
+
+    ``model`` is, in the order tried:
+
+    - ``package:NAME``: a model shipped in an installed PyPI package (``PACKAGES``), found
+      without importing it; ValueError saying what to pip install if it is not installed;
+    - a path (contains a path separator or ends in ``.onnx``): an existing ONNX file, checked
+      with ``onnx.checker`` (ValueError "... is not an ONNX model: <reason>" if it fails);
+    - a builtin name (``BUILTINS``): generated with ``seed`` into ``cache_dir`` (default
+      ``default_cache_dir()``) on first use, then reused; the file name carries the name, the
+      seed and ``MODEL_VERSION``, and it is written to a temporary file and renamed, so that
+      processes that race each get a complete file;
+    - a bare package name (``magika``);
+    - an existing file by any other name.
+
+    ``seed`` only matters for builtins.  Anything else is a ValueError that lists the choices.
+    """
+    if model.startswith("package:"):
+        name = model[len("package:"):]
+        if name not in PACKAGES:
+            raise ValueError(f"unknown package model {name!r}: known package models are "
+                             f"{', '.join(PACKAGES)}")
+        return _package_ref(name)
+    looks_like_path = os.sep in model or model.endswith(".onnx")
+    if looks_like_path or (model not in BUILTINS and model not in PACKAGES
+                           and os.path.isfile(model)):
+        return _file_ref(model)
+    if model in BUILTINS:
+        return _builtin_ref(model, cache_dir, seed)
+    if model in PACKAGES:
+        return _package_ref(model)
+    raise ValueError(
+        f"unknown model {model!r}: built-in models are {', '.join(BUILTINS)}; package models "
+        f"are {', '.join(PACKAGES)} (also as package:NAME); a path to a .onnx file works too")
+
+
+def _check_onnx(path: str) -> None:
+    try:
+        onnx.checker.check_model(path)  # by path: also handles >2 GB models and external data
+    except Exception as e:  # DecodeError, ValidationError, ...: all mean the same to the user
+        reason = str(e).strip() or type(e).__name__
+        raise ValueError(f"{path} is not an ONNX model: {reason}") from None
+
+
+def _file_ref(model: str) -> ModelRef:
+    path = os.path.abspath(os.path.expanduser(model))
+    if not os.path.isfile(path):
+        raise ValueError(f"no such model file: {model}"
+                         + (" (is a directory)" if os.path.isdir(path) else ""))
+    _check_onnx(path)
+    return ModelRef(Path(path).stem, path, "file", f"ONNX file {path}", os.path.getsize(path))
+
+
+def _package_ref(name: str) -> ModelRef:
+    path, module = _find_package_model(name)
+    _check_onnx(str(path))
+    return ModelRef(name, str(path), "package",
+                    f"{PACKAGES[name].description} (from the installed {module} package)",
+                    path.stat().st_size)
+
+
+def _builtin_ref(name: str, cache_dir: str | None, seed: int) -> ModelRef:
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = directory / f"{name}-seed{seed}-v{MODEL_VERSION}.onnx"
+    if not path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        data = BUILTINS[name][1](seed).SerializeToString()
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
+            os.replace(tmp, path)  # atomic: a racing process sees no file or a whole one
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    return ModelRef(name, str(path.resolve()), "builtin",
+                    f"{BUILTINS[name][0]}; seed {seed}", path.stat().st_size)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One graph input.  ``shape`` holds ints (fixed) and strs (the dynamic dimension's name;
+    one the model leaves unnamed is called ``"<input>.dim<axis>"``); None if the model gives
+    no shape at all.  ``dtype`` is a numpy dtype string ("float32", "int64", "bool", ...), or
+    the ONNX type kind ("sequence", "map", "optional") for inputs that are not tensors."""
+    name: str
+    dtype: str
+    shape: tuple | None
+
+
+def inputs(path: str) -> list[InputSpec]:
+    """The model's inputs, read from the file's graph (without external data and without
+    onnxruntime); initializers that old exporters also list as inputs are left out."""
+    return _inputs_of(onnx.load(str(path), load_external_data=False).graph)
+
+
+def _inputs_of(graph: onnx.GraphProto) -> list[InputSpec]:
+    initialized = {t.name for t in graph.initializer}
+    specs = []
+    for vi in graph.input:
+        if vi.name in initialized:
+            continue
+        kind = vi.type.WhichOneof("value")
+        if kind != "tensor_type":
+            specs.append(InputSpec(vi.name, (kind or "unknown").replace("_type", ""), None))
+            continue
+        tt = vi.type.tensor_type
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type)).name
+        if not tt.HasField("shape"):
+            specs.append(InputSpec(vi.name, dtype, None))
+            continue
+        shape = []
+        for axis, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                shape.append(int(d.dim_value))
+            elif d.HasField("dim_param") and d.dim_param not in ("", "?"):
+                shape.append(d.dim_param)
+            else:
+                shape.append(f"{vi.name}.dim{axis}")
+        specs.append(InputSpec(vi.name, dtype, tuple(shape)))
+    return specs
+
+
+# Names exporters give a leading dimension they know nothing about; such a dimension on axis 0
+# is taken to be the batch.  Meaningful names (e.g. "seq" on axis 0 of a seq-first model) are not.
+_ANONYMOUS_DIM = re.compile(r"(unk__\d+|(p2o\.)?DynamicDimension\.\d+|N|n|None|-1|.+\.dim0)")
+
+
+def _is_batch_dim(name: str, axis: int) -> bool:
+    return name == "batch" or (axis == 0 and ("batch" in name.lower()
+                                              or bool(_ANONYMOUS_DIM.fullmatch(name))))
+
+
+def make_inputs(specs: list[InputSpec], dims: Mapping[str, int] | None = None,
+                seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic input arrays for ``specs``, one per input, for a given ``seed``.
+
+    Every dynamic dimension must be given in ``dims`` by name (as ``inputs()`` reports it),
+    except the batch: ``batch`` defaults to 1 (``BATCH_DEFAULT``), and a leading dimension
+    named ``batch*`` or left anonymous by the exporter (``unk__214`` in magika,
+    ``DynamicDimension.0``, ``x.dim0``, ...) takes the batch value unless given by its own name.
+    Nothing else has a default: a missing one is a ValueError that says what to give, and a
+    name in ``dims`` that no input has is a ValueError too (a typo would otherwise go unseen).
+
+    Values, by input name and dtype:
+
+    - integers named ``*position_ids*``: 0, 1, 2, ... along the last axis;
+    - integers named ``*token_type*`` / ``*segment*``: zeros;
+    - integers named ``*ids*``: uniform in [0, 1000) (valid token ids for any real vocabulary);
+    - anything named ``*mask*``: ones (True for bool): nothing masked;
+    - other integers: uniform in [0, 256) (clipped to the dtype), small enough to index tables;
+    - floats: standard normal;
+    - bool: False.
+    """
+    dims = dict(dims or {})
+    for k, v in dims.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"dimension {k}={v!r}: must be a positive integer")
+    batch = int(dims.get("batch", BATCH_DEFAULT))
+    given = ", ".join(f"{k}={v}" for k, v in dims.items()) or "nothing"
+    rng = np.random.default_rng(seed)
+
+    dynamic: set[str] = set()
+    for s in specs:
+        dynamic.update(d for d in (s.shape or ()) if isinstance(d, str))
+    unused = sorted(set(dims) - dynamic - {"batch"})
+    if unused:
+        known = ", ".join(sorted(dynamic)) or "none"
+        raise ValueError(f"dimension(s) {', '.join(unused)} given but no input has them; the "
+                         f"dynamic dimensions of this model are {known}")
+
+    arrays = {}
+    for s in specs:
+        if s.shape is None:
+            raise ValueError(f"input {s.name!r} ({s.dtype}) has no tensor shape in the model: "
+                             "cannot make a value for it")
+        shape = []
+        for axis, d in enumerate(s.shape):
+            if isinstance(d, int):
+                shape.append(d)
+            elif d in dims:
+                shape.append(int(dims[d]))
+            elif _is_batch_dim(d, axis):
+                shape.append(batch)
+            else:
+                raise ValueError(
+                    f"input {s.name!r} has a dynamic dimension {d!r}: give it, e.g. "
+                    f"--dim {d}=128 (given: {given}; only batch has a default, {BATCH_DEFAULT})")
+        arrays[s.name] = _values(s, tuple(shape), rng)
+    return arrays
+
+
+def _values(s: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    try:
+        dtype = np.dtype(s.dtype)
+    except TypeError:
+        raise ValueError(f"input {s.name!r} is a {s.dtype}, not a tensor: not supported") from None
+    name = s.name.lower()
+    if "mask" in name and dtype.kind in "biuf":
+        return np.ones(shape, dtype)
+    if dtype.kind in "iu":
+        if "position_ids" in name:
+            return np.broadcast_to(np.arange(shape[-1] if shape else 1, dtype=dtype),
+                                   shape).copy()
+        if "token_type" in name or "segment" in name:
+            return np.zeros(shape, dtype)
+        high = min(1000 if "ids" in name else 256, int(np.iinfo(dtype).max) + 1)
+        return rng.integers(0, high, size=shape, dtype=dtype)
+    if dtype.kind == "f":
+        return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
+    if dtype.kind == "b":
+        return np.zeros(shape, bool)
+    raise ValueError(f"input {s.name!r} has dtype {s.dtype}: cannot make values for it")
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation
+# --------------------------------------------------------------------------------------------
+
+def describe(ref: ModelRef) -> dict:
+    """The model's entry in a result document: identity, sizes and signature.
+
+    ``params`` counts the elements of all initializers and Constant tensors of the main graph;
+    ``param_bytes`` their size in bytes (external data included); ``bytes`` the .onnx file.
+    """
+    m = onnx.load(ref.path, load_external_data=False)
+    tensors = list(m.graph.initializer) + [a.t for n in m.graph.node if n.op_type == "Constant"
+                                           for a in n.attribute if a.name == "value"]
+    params = sum(math.prod(t.dims) for t in tensors)
+    param_bytes = sum(math.prod(t.dims) * helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+                      for t in tensors if t.data_type != TensorProto.STRING)
+    outputs = [{"name": o.name, "shape": list(_shape_of(o))} for o in m.graph.output]
+    return {
+        "name": ref.name,
+        "source": ref.source,
+        "path": ref.path,
+        "description": ref.description,
+        "bytes": ref.bytes,
+        "params": int(params),
+        "param_bytes": int(param_bytes),
+        "opsets": {(o.domain or "ai.onnx"): o.version for o in m.opset_import},
+        "inputs": [{"name": s.name, "dtype": s.dtype,
+                    "shape": None if s.shape is None else list(s.shape)}
+                   for s in _inputs_of(m.graph)],
+        "outputs": outputs,
+    }
+
+
+def _shape_of(vi: onnx.ValueInfoProto) -> tuple:
+    tt = vi.type.tensor_type
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                 for d in tt.shape.dim)

@@ -1,0 +1,218 @@
+"""The inference driver: layout planning on captured topologies, workers that pin themselves
+and refuse escaped threads, the load modes, the fault paths (a killed worker, Ctrl-C) with
+partial results kept and no orphans, and bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+import numaprobe
+from numaprobe.workload import driver
+from numaprobe.workload.infer import analyse_sweep, run_infer, sweep_layouts
+from numaprobe.workload.layout import Instance, Layout, parse_layout
+
+TREES = Path(__file__).parent / "data" / "sysfs"
+
+
+def tree(name):
+    return numaprobe.read_topology(TREES / name)
+
+
+# ------------------------------------------------------------------------ layout planning
+
+def test_presets_on_two_sockets():
+    t = tree("two-socket-smt")
+    one = parse_layout("one-per-node", t)
+    assert [(i.cpus, i.nodes, i.intra) for i in one.instances] == [
+        (tuple(range(0, 8)) + tuple(range(16, 24)), (0,), 16),
+        (tuple(range(8, 16)) + tuple(range(24, 32)), (1,), 16)]
+    cores = parse_layout("cores-per-instance=2", t)
+    assert len(cores.instances) == 8
+    assert cores.instances[0].cpus == (0, 1, 16, 17)  # SMT siblings stay together
+    assert all(i.nodes == (t.node_of(i.cpus[0]),) for i in cores.instances)
+    remote = parse_layout("remote-memory", t)
+    assert remote.instances[0].nodes == (1,) and t.node_of(remote.instances[0].cpus[0]) == 0
+    inter = parse_layout("interleave", t)
+    assert inter.instances[0].policy == "interleave" and inter.instances[0].nodes == (0, 1)
+    naive = parse_layout("naive", t)
+    assert naive.instances[0].intra == 0 and not naive.instances[0].pin
+    two = parse_layout("2x4@1", t)
+    assert [i.cpus for i in two.instances] == [(8, 9, 10, 11), (12, 13, 14, 15)]
+
+
+def test_memory_only_nodes_and_cgroups():
+    cxl = tree("cxl-hmat")
+    one = parse_layout("one-per-node", cxl)
+    assert len(one.instances) == 2  # CPU-less nodes hold no instance
+    far = parse_layout("remote-memory", cxl).instances[0].nodes
+    assert far == (3,)  # the farthest memory from node 0 by SLIT
+    limited = tree("cgroup-limited")
+    layout = parse_layout("cores-per-instance=1", limited)
+    assert [i.cpus for i in layout.instances] == [(2,), (3,)]
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("4x1", r"needs 4 CPUs in groups of 1"),
+    ("remote-memory", r"needs a second node with memory"),
+    ("cores-per-instance=3", r"no node has 3 usable cores"),
+    ("fastest", r"unknown layout 'fastest'; layouts: naive, one-per-node"),
+    ("0x1", r"must be >= 1"),
+])
+def test_layouts_the_machine_cannot_hold(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse_layout(spec, tree("this-vm"))
+
+
+def test_overlap_and_oversubscription_refused_unless_forced(tmp_path):
+    t = tree("this-vm")
+    f = tmp_path / "l.json"
+    f.write_text(json.dumps({"instances": [{"cpus": "0-1", "intra": 2}, {"cpus": "1", "intra": 1}]}))
+    with pytest.raises(ValueError, match="share CPU 1: overlapping"):
+        parse_layout(str(f), t)
+    assert len(parse_layout(str(f), t, force=True).instances) == 2
+    f.write_text(json.dumps({"instances": [{"cpus": "0", "intra": 4}]}))
+    with pytest.raises(ValueError, match="4 threads on 1 CPU"):
+        parse_layout(str(f), t)
+    f.write_text(json.dumps({"instances": [{"cpus": "0", "speed": 9}]}))
+    with pytest.raises(ValueError, match="unknown key"):
+        parse_layout(str(f), t)
+
+
+# ------------------------------------------------------------------------- real workers
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A small MLP: fast enough that a second holds hundreds of inferences."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((256, 512)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((512, 64)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])], [w1, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    onnx.save(model, path)
+    return str(path)
+
+
+def workers_alive():
+    return [p for p in psutil.process_iter(["cmdline"])
+            if p.info["cmdline"] and "numaprobe.workload.worker" in " ".join(p.info["cmdline"])]
+
+
+@pytest.mark.parametrize("mode", ["closed", "single", "poisson"])
+def test_modes_measure_and_pin(tiny_model, topo, mode):
+    layout = parse_layout("cores-per-instance=1", topo)
+    run = driver.run_layout(tiny_model, layout, mode=mode, duration=1.0, rate=100)
+    assert not run.partial and len(run.instances) == len(layout.instances)
+    for i in run.instances:
+        assert i.count > 10 and (i.latency_ns > 0).all()
+        assert i.counters["cpu_s"] > 0 and i.memory  # telemetry came back
+    if mode == "poisson":  # about 100/s offered for one second
+        assert 40 < sum(i.count for i in run.instances) < 200
+    assert not workers_alive()
+
+
+def test_escaped_thread_is_refused(tiny_model, topo):
+    # ONNX Runtime's default pool ignores the process mask and pins its own threads:
+    # a 1-CPU instance with default threads must be refused, naming the thread.
+    if len(topo.usable_cpus) < 2:
+        pytest.skip("needs two CPUs")
+    layout = Layout("escape", (Instance(cpus=(topo.usable_cpus[0],), policy=None, intra=0),))
+    with pytest.raises(driver.WorkerFailed, match=r"thread \d+ .* outside the instance's CPUs"):
+        driver.run_layout(tiny_model, layout, duration=1.0)
+    assert not workers_alive()
+
+
+def test_killed_worker_keeps_partial_results(tiny_model, topo):
+    layout = parse_layout("cores-per-instance=1", topo)
+    me = psutil.Process()
+
+    def kill_soon():
+        time.sleep(2.5)
+        kids = [p for p in me.children() if "numaprobe.workload.worker" in " ".join(p.cmdline())]
+        kids[0].send_signal(signal.SIGKILL)
+
+    import threading
+    t = threading.Thread(target=kill_soon)
+    t.start()
+    with pytest.raises(driver.WorkerFailed, match=r"worker 0 .* was killed by SIGKILL") as e:
+        driver.run_layout(tiny_model, layout, duration=6.0)
+    t.join()
+    partial = e.value.partial
+    assert partial is not None and partial.failures
+    survivors = [i for i in partial.instances if i.index != 0]
+    assert survivors and survivors[0].partial and survivors[0].count > 0
+    assert not workers_alive()
+
+
+def test_ctrl_c_writes_what_was_measured(tiny_model, tmp_path):
+    out = tmp_path / "partial.json"
+    p = subprocess.Popen([sys.executable, "-m", "numaprobe", "infer", "--model", tiny_model,
+                          "--layouts", "cores-per-instance=1", "--duration", "30", "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    doc = json.loads(out.read_text())
+    assert doc["partial"] and doc["error"].startswith("interrupted")
+    assert doc["layouts"][0]["latency"]["count"] > 0
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not workers_alive()
+
+
+def test_infer_compares_layouts(tiny_model, topo):
+    layouts = [parse_layout(s, topo) for s in ("naive", "cores-per-instance=1")]
+    ref = numaprobe.workload.models.resolve(tiny_model)
+    doc = run_infer(ref, layouts, duration=1.0, rounds=2)
+    a, b = doc["layouts"]
+    assert "vs_first" not in a and b["vs_first"]["verdict"] in (
+        "faster", "slower", "no significant difference")
+    lo, hi = a["throughput"]["ci"]
+    assert lo <= a["throughput"]["per_s"] * 1.5 and hi >= lo
+    assert a["latency"]["p50"]["ci"][0] <= a["latency"]["p50"]["ms"] <= a["latency"]["p50"]["ci"][1]
+    assert len(b["instances"]) == 2 * len(layouts[1].instances)  # two rounds
+    sw = analyse_sweep({"layouts": [a, b]})
+    assert sw["best_throughput"] in ("naive", "cores-per-instance=1")
+
+
+def test_sweep_layouts_cover_the_cpus(topo):
+    names = [l.name for l in sweep_layouts(topo)]
+    n = len(topo.usable_cpus)
+    assert names[0] == "1x1" and f"1x{n}" in names and f"{n}x1" in names
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--model", "/nonexistent.onnx"], "no such model file"),
+    (["--layouts", "9x9"], "needs 81 CPUs"),
+    (["--mode", "poisson"], "needs a target rate"),
+    (["--dim", "seq"], "--dim takes NAME=N"),
+])
+def test_bad_infer_input(args, match, tiny_model):
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "infer", "--duration", "1", *args],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    import re
+    assert re.search(match, r.stderr, re.I), r.stderr
+
+
+def test_invalid_model_file_and_missing_dim(tmp_path, tiny_model):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "infer", "--model", str(bad)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "not an ONNX model" in r.stderr
