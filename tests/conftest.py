@@ -51,3 +51,24 @@ def pytest_terminal_summary(terminalreporter):
 def topo():
     import numaprobe
     return numaprobe.read_topology()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A small MLP: fast enough that a second holds hundreds of inferences."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((256, 512)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((512, 64)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])], [w1, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    onnx.save(model, path)
+    return str(path)

@@ -198,3 +198,20 @@ def test_probe_matrices_cover_every_cell(topo):
     c2c = probes.c2c_matrix([topo.cpus_of(0)[0], topo.cpus_of(1)[0]], rounds=200, samples=1,
                             progress=False)
     assert len(c2c.ns) == 1
+
+
+@pytest.mark.parametrize("preset", ["one-per-node", "remote-memory"])
+def test_workers_memory_lands_where_the_layout_says(tiny_model, topo, preset):
+    from numaprobe.workload import driver
+    from numaprobe.workload.layout import parse_layout
+    layout = parse_layout(preset, topo)
+    run = driver.run_layout(tiny_model, layout, duration=1.0, warmup=2)
+    assert not run.partial and len(run.instances) == len(layout.instances)
+    for inst, r in zip(layout.instances, run.instances):
+        mem = {int(n): b for n, b in r.memory.items()}
+        home = sum(mem.get(n, 0) for n in inst.nodes)
+        assert home >= 0.9 * sum(mem.values()), (preset, inst, mem)
+        assert r.count > 0
+    if preset == "remote-memory":
+        inst = layout.instances[0]
+        assert topo.node_of(inst.cpus[0]) not in inst.nodes

@@ -87,26 +87,6 @@ def test_overlap_and_oversubscription_refused_unless_forced(tmp_path):
 
 # ------------------------------------------------------------------------- real workers
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A small MLP: fast enough that a second holds hundreds of inferences."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-    rng = np.random.default_rng(0)
-    w1 = numpy_helper.from_array(rng.standard_normal((256, 512)).astype(np.float32), "w1")
-    w2 = numpy_helper.from_array(rng.standard_normal((512, 64)).astype(np.float32), "w2")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("MatMul", ["r", "w2"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 256])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 64])], [w1, w2])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    onnx.save(model, path)
-    return str(path)
-
-
 def workers_alive():
     return [p for p in psutil.process_iter(["cmdline"])
             if p.info["cmdline"] and "numaprobe.workload.worker" in " ".join(p.info["cmdline"])]
@@ -176,7 +156,8 @@ def test_ctrl_c_writes_what_was_measured(tiny_model, tmp_path):
 
 def test_infer_compares_layouts(tiny_model, topo):
     layouts = [parse_layout(s, topo) for s in ("naive", "cores-per-instance=1")]
-    ref = numaprobe.workload.models.resolve(tiny_model)
+    from numaprobe.workload import models
+    ref = models.resolve(tiny_model)
     doc = run_infer(ref, layouts, duration=1.0, rounds=2)
     a, b = doc["layouts"]
     assert "vs_first" not in a and b["vs_first"]["verdict"] in (

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import stats
+from .. import placement, stats
 from ..noise import Noise
-from ..topology import Topology
+from ..topology import Topology, parse_list
 from . import telemetry
 from .layout import Layout
 
@@ -106,10 +106,17 @@ class LayoutRun:
         return sum(i.counters["cpu_s"] for i in self.instances)
 
 
-def _spawn(cfg: dict, log) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-m", "numaprobe.workload.worker"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                         bufsize=1, start_new_session=True)  # Ctrl-C reaches the driver only
+def _spawn(cfg: dict, log, topology: Topology | None) -> subprocess.Popen:
+    """Starts a worker already placed: it inherits the CPUs and memory policy from the fork,
+    so even the interpreter's own memory lands on the instance's node."""
+    inst = cfg["instance"]
+    cpus = parse_list(inst["cpus"]) if inst["pin"] else None
+    nodes = parse_list(inst["nodes"]) if inst["policy"] else None
+    with placement.bound(cpus, nodes, inst["policy"] or "bind", topology=topology):
+        p = subprocess.Popen([sys.executable, "-m", "numaprobe.workload.worker"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                             text=True, bufsize=1,
+                             start_new_session=True)  # Ctrl-C reaches the driver only
     p.stdin.write(json.dumps(cfg) + "\n")
     p.stdin.flush()
     return p
@@ -150,7 +157,7 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
                    "rate_per_instance": (rate / n) if rate else None}
             log = tempfile.TemporaryFile(mode="w+")
             logs.append(log)
-            procs.append(_spawn(cfg, log))
+            procs.append(_spawn(cfg, log, topology))
             procs[-1].np_cpus = cfg["instance"]["cpus"]
             sel.register(procs[-1].stdout, selectors.EVENT_READ, k)
         ready = _collect(sel, procs, logs, "ready", time.monotonic() + READY_TIMEOUT_S, failures,

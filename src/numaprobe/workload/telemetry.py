@@ -39,13 +39,17 @@ def delta(before: dict, after: dict) -> dict:
 
 
 def pages_per_node(pid: str = "self") -> dict:
-    """Bytes of this process's resident memory on each node, from numa_maps."""
+    """Bytes of the process's own (anonymous) memory on each node, from numa_maps: heap,
+    arenas, weights. Shared libraries and other file pages live in the page cache, placed by
+    whoever read them first, and are left out."""
     out: dict[str, int] = {}
     try:
         text = open(f"/proc/{pid}/numa_maps").read()
     except OSError:
         return out
     for line in text.splitlines():
+        if " file=" in line or " anon=" not in line:
+            continue
         kb = re.search(r"kernelpagesize_kB=(\d+)", line)
         size = int(kb.group(1)) * 1024 if kb else 4096
         for node, pages in re.findall(r" N(\d+)=(\d+)", line):
