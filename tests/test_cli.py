@@ -23,19 +23,21 @@ def test_quick_check():
                  "core-to-core", "noise:"):
         assert text in r.stdout
     r = cli("--json")
-    doc = json.loads(r.stdout)
-    assert set(doc) >= {"topology", "clock", "latency", "bandwidth", "c2c", "noise", "warnings"}
+    env = json.loads(r.stdout)
+    doc = env["result"]
+    assert env["kind"] == "quick" and env["noise"]["foreign_fraction"] >= 0
+    assert set(doc) >= {"topology", "clock", "latency", "bandwidth", "c2c"}
     assert set(doc["bandwidth"]) == {"read", "copy_nt"}
     assert doc["latency"]["cells"][0]["ns"]["median"] > 0
     if len(doc["topology"]["nodes"]) == 1:
-        assert any("one NUMA node" in w for w in doc["warnings"])
+        assert any("one NUMA node" in w for w in env["warnings"])
 
 
 def test_topology_agrees_with_numactl(topo):
     if not shutil.which("numactl"):
         pytest.skip("numactl is not installed (apt-get install numactl)")
     hw = subprocess.run(["numactl", "--hardware"], capture_output=True, text=True).stdout
-    doc = json.loads(cli("topology", "--json").stdout)
+    doc = json.loads(cli("topology", "--json").stdout)["result"]
     nodes = {n["id"]: n for n in doc["nodes"]}
     m = re.search(r"available: (\d+) nodes \(([\d\-,]+)\)", hw)
     assert int(m.group(1)) == len(nodes)
@@ -55,8 +57,8 @@ def test_topology_capture(tmp_path):
     r = cli("topology", "--capture", str(tmp_path / "cap"))
     assert r.returncode == 0
     assert (tmp_path / "cap" / "expected.json").exists()
-    captured = json.loads(cli("topology", "--json", "--root", str(tmp_path / "cap")).stdout)
-    live = json.loads(cli("topology", "--json").stdout)
+    captured = json.loads(cli("topology", "--json", "--root", str(tmp_path / "cap")).stdout)["result"]
+    live = json.loads(cli("topology", "--json").stdout)["result"]
     for key in ("cpus", "caches", "allowed", "settings"):
         assert captured[key] == live[key], key
     assert [n["cpus"] for n in captured["nodes"]] == [n["cpus"] for n in live["nodes"]]
@@ -66,7 +68,7 @@ def test_topology_capture(tmp_path):
 
 def test_clock():
     r = cli("clock", "--json")
-    d = json.loads(r.stdout)
+    d = json.loads(r.stdout)["result"]
     assert d["agreement"] < 1e-3 and d["hz"] > 1e6
     assert "ticks/us" in cli("clock").stdout
 

@@ -164,16 +164,16 @@ def cli(*args):
 def test_probe_subcommands_json():
     r = cli("latency", "--size", "16M", "--samples", "2", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["cells"][0]["ns"]["n"] == 2
+    assert json.loads(r.stdout)["result"]["cells"][0]["ns"]["n"] == 2
     r = cli("bandwidth", "--kernel", "copy", "--size", "8M", "--reps", "2", "--json")
-    assert json.loads(r.stdout)["kernel"] == "copy"
+    assert json.loads(r.stdout)["result"]["kernel"] == "copy"
     r = cli("c2c", "--rounds", "1000", "--samples", "2", "--json")
-    assert r.returncode == 0 and "summary" in json.loads(r.stdout)
+    assert r.returncode == 0 and "summary" in json.loads(r.stdout)["result"]
     r = cli("loaded-latency", "--size", "16M", "--json")
-    assert r.returncode == 0 and len(json.loads(r.stdout)["points"]) > 2
+    assert r.returncode == 0 and len(json.loads(r.stdout)["result"]["points"]) > 2
     r = cli("bandwidth", "--threads-sweep", "--size", "4M", "--reps", "2", "--json")
     usable = numaprobe.read_topology().cpus_of(0, usable=True)
-    assert [len(x["cpus"]) for x in json.loads(r.stdout)] == list(range(1, len(usable) + 1))
+    assert [len(x["cpus"]) for x in json.loads(r.stdout)["result"]["runs"]] == list(range(1, len(usable) + 1))
     r = cli("latency", "--sweep", "--size", "1M", "--samples", "1")
     assert r.returncode == 0 and "levels found" in r.stdout
 

@@ -254,4 +254,4 @@ def test_command_line(name, shows, tmp_path):
         assert line in text.stdout, f"{line!r} not in:\n{text.stdout}"
     doc = run("--json")
     assert doc.returncode == 0, doc.stderr
-    assert json.loads(doc.stdout) == topology.read(tree).to_dict()
+    assert json.loads(doc.stdout)["result"] == topology.read(tree).to_dict()

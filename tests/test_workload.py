@@ -147,7 +147,7 @@ def test_ctrl_c_writes_what_was_measured(tiny_model, tmp_path):
     p.send_signal(signal.SIGINT)
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 130, stderr
-    doc = json.loads(out.read_text())
+    doc = json.loads(out.read_text())["result"]
     assert doc["partial"] and doc["error"].startswith("interrupted")
     assert doc["layouts"][0]["latency"]["count"] > 0
     assert "interrupted" in stderr and "Traceback" not in stderr

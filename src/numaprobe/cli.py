@@ -32,6 +32,53 @@ def _say(*lines: str) -> None:
         print(line, file=sys.stderr)
 
 
+# ------------------------------------------------------------------------------- output
+
+def _progress(args):
+    return False if getattr(args, "quiet", False) else None
+
+
+def _asked(args) -> dict:
+    skip = {"func", "json", "csv", "output", "quiet", "command_name"}
+    return {"command": getattr(args, "command_name", None) or "quick",
+            "options": {k: v for k, v in vars(args).items() if k not in skip}}
+
+
+def _finish(args, kind: str, result: dict, text: str, *, warnings=(), noise=None, topo=None) -> dict:
+    """Every subcommand ends here: one versioned document (results.py) to --output, and on
+    stdout the document (--json), its table as CSV (--csv) or the text for people."""
+    from . import results
+    from .topology import read
+    doc = results.document(kind, result, topo=topo or read(), asked=_asked(args),
+                           noise=noise, warnings=warnings)
+    if getattr(args, "output", None):
+        results.write(doc, args.output)
+        _say(f"wrote {args.output}")
+    if getattr(args, "json", False):
+        print(json.dumps(doc, indent=1))
+    elif getattr(args, "csv", False):
+        print(results.to_csv(doc), end="")
+    else:
+        print(text)
+        for w in doc["warnings"]:
+            print(f"warning: {w}")
+    return doc
+
+
+def _measured(fn, topo=None):
+    """Runs a measurement while watching what else the machine did; (result, noise dict)."""
+    from .noise import NoiseMeter
+    from .topology import read
+    with NoiseMeter((topo or read()).usable_cpus) as meter:
+        out = fn()
+    return out, meter.result
+
+
+def _noise_warnings(noise) -> list[str]:
+    w = noise.warning() if noise is not None else None
+    return [w] if w else []
+
+
 # --------------------------------------------------------------------------- subcommands
 
 def cmd_topology(args) -> int:
@@ -42,12 +89,7 @@ def cmd_topology(args) -> int:
              "send the folder (tar it) to reproduce this machine's topology")
     else:
         topo = topology.read(args.root)
-    if args.json:
-        print(json.dumps(topo.to_dict(), indent=1))
-        return 0
-    print(topo.summary())
-    for w in topo.warnings():
-        print(f"  warning: {w}")
+    _finish(args, "topology", topo.to_dict(), topo.summary(), warnings=topo.warnings(), topo=topo)
     return 0
 
 
@@ -59,24 +101,20 @@ def _walk(path):
 def cmd_clock(args) -> int:
     from . import clock
     clk = clock.calibrate(int(args.window * 1e6))
-    if args.json:
-        print(json.dumps(clk.to_dict(), indent=1))
-        return 0
     inv = {True: "invariant", False: "NOT invariant", None: "invariance unknown"}[clk.invariant]
-    print(f"clock: {clk.kind} ({inv}), {clk.hz / 1e6:.3f} MHz")
-    print(f"  calibrations: {clk.ticks_per_ns * 1e3:.4f} ticks/us (CLOCK_MONOTONIC_RAW), "
-          f"{clk.check_ticks_per_ns * 1e3:.4f} ticks/us (CLOCK_MONOTONIC): "
-          f"agree within {100 * clk.agreement:.4f} %")
+    lines = [f"clock: {clk.kind} ({inv}), {clk.hz / 1e6:.3f} MHz",
+             f"  calibrations: {clk.ticks_per_ns * 1e3:.4f} ticks/us (CLOCK_MONOTONIC_RAW), "
+             f"{clk.check_ticks_per_ns * 1e3:.4f} ticks/us (CLOCK_MONOTONIC): "
+             f"agree within {100 * clk.agreement:.4f} %"]
     if clk.declared_hz:
-        print(f"  declared by the CPU/hypervisor: {clk.declared_hz / 1e6:.3f} MHz "
-              f"(measured differs by {100 * clk.declared_agreement:.3f} %)")
+        lines.append(f"  declared by the CPU/hypervisor: {clk.declared_hz / 1e6:.3f} MHz "
+                     f"(measured differs by {100 * clk.declared_agreement:.3f} %)")
     else:
-        print("  declared frequency: none (no CPUID 0x15 or hypervisor timing leaf)")
-    print(f"  read overhead: {clk.overhead_ticks:.0f} ticks = {clk.overhead_ns:.1f} ns "
-          f"(median {clk.overhead_median_ticks:.0f} ticks); resolution "
-          f"{clk.resolution_ticks} ticks = {clk.resolution_ns:.2f} ns")
-    for w in clk.warnings():
-        print(f"  warning: {w}")
+        lines.append("  declared frequency: none (no CPUID 0x15 or hypervisor timing leaf)")
+    lines.append(f"  read overhead: {clk.overhead_ticks:.0f} ticks = {clk.overhead_ns:.1f} ns "
+                 f"(median {clk.overhead_median_ticks:.0f} ticks); resolution "
+                 f"{clk.resolution_ticks} ticks = {clk.resolution_ns:.2f} ns")
+    _finish(args, "clock", clk.to_dict(), "\n".join(lines), warnings=clk.warnings())
     return 0
 
 
@@ -120,42 +158,20 @@ def cmd_run(args) -> int:
 def cmd_quick(args) -> int:
     """The quick check: what the machine is, its memory system, and what looks wrong."""
     from .probes import quick_check
-    doc = quick_check(progress=_progress(args))
-    tables = doc.pop("_tables")
-    if args.json:
-        print(json.dumps(doc, indent=1))
-        return 0
     from .topology import read
-    print(read().summary())
+    topo = read()
+    doc = quick_check(topology=topo, progress=_progress(args))
+    tables, warnings, noise = doc.pop("_tables"), doc.pop("warnings"), doc.pop("noise")
     c = doc["clock"]
-    print(f"clock: {c['kind']} {c['hz'] / 1e6:.1f} MHz, read {c['overhead_ns']:.1f} ns, "
-          f"calibrations agree within {100 * c['agreement']:.4f} %")
+    lines = [topo.summary(),
+             f"clock: {c['kind']} {c['hz'] / 1e6:.1f} MHz, read {c['overhead_ns']:.1f} ns, "
+             f"calibrations agree within {100 * c['agreement']:.4f} %"]
     for t in tables:
-        print()
-        print(t)
-    n = doc["noise"]
-    print(f"\nnoise: other processes {100 * n['foreign_fraction']:.1f} %, hypervisor steal "
-          f"{100 * n['steal_fraction']:.1f} % of CPU time during the run")
-    for w in doc["warnings"]:
-        print(f"warning: {w}")
+        lines += ["", t]
+    lines.append(f"\nnoise: other processes {100 * noise['foreign_fraction']:.1f} %, hypervisor "
+                 f"steal {100 * noise['steal_fraction']:.1f} % of CPU time during the run")
+    _finish(args, "quick", doc, "\n".join(lines), warnings=warnings, noise=noise, topo=topo)
     _say(f"({doc['seconds']:.1f} s; subcommands: python -m numaprobe --help)")
-    return 0
-
-
-def _progress(args):
-    return False if getattr(args, "quiet", False) else None
-
-
-def _print(args, result, extra_warnings=()) -> int:
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=1))
-        return 0
-    print(result.table())
-    warnings = list(extra_warnings)
-    if hasattr(result, "warnings"):
-        warnings += result.warnings()
-    for w in warnings:
-        print(f"warning: {w}")
     return 0
 
 
@@ -174,60 +190,67 @@ def _bytes(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** power)
 
 
+def _probe(args, kind, fn) -> int:
+    """A probe result (with .to_dict(), .table(), .warnings()) measured and emitted."""
+    result, noise = _measured(fn)
+    warnings = (result.warnings() if hasattr(result, "warnings") else []) + _noise_warnings(noise)
+    _finish(args, kind, result.to_dict(), result.table(), warnings=warnings,
+            noise=noise.to_dict())
+    return 0
+
+
 def cmd_latency(args) -> int:
     from . import probes
+    cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
     if args.sweep:
-        cn = _nodes(args.cpu_nodes)
-        mn = _nodes(args.mem_nodes)
-        return _print(args, probes.latency_sweep(
+        return _probe(args, "latency-sweep", lambda: probes.latency_sweep(
             cn[0] if cn else None, mn[0] if mn else None, hi=args.size, chain=args.chain,
             samples=args.samples, progress=_progress(args)))
-    return _print(args, probes.latency_matrix(
-        _nodes(args.cpu_nodes), _nodes(args.mem_nodes), size=args.size, page=args.page,
-        chain=args.chain, samples=args.samples, progress=_progress(args)))
+    return _probe(args, "latency", lambda: probes.latency_matrix(
+        cn, mn, size=args.size, page=args.page, chain=args.chain, samples=args.samples,
+        progress=_progress(args)))
 
 
 def cmd_bandwidth(args) -> int:
     from . import probes
+    cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
     if args.peak:
-        r = probes.peak_bandwidth(args.kernel, isa=args.isa, size=args.size, reps=args.reps)
-        if args.json:
-            print(json.dumps(r.to_dict(), indent=1))
-        else:
-            print(f"aggregate {r.kernel} bandwidth, all {len(r.cpus)} usable CPUs on their own "
-                  f"nodes ({r.isa}): {r.gbs}")
+        r, noise = _measured(lambda: probes.peak_bandwidth(args.kernel, isa=args.isa,
+                                                           size=args.size, reps=args.reps))
+        text = (f"aggregate {r.kernel} bandwidth, all {len(r.cpus)} usable CPUs on their own "
+                f"nodes ({r.isa}): {r.gbs}")
+        w = [x for x in [r.gbs.warning("aggregate bandwidth")] if x] + _noise_warnings(noise)
+        _finish(args, "bandwidth-peak", r.to_dict(), text, warnings=w, noise=noise.to_dict())
         return 0
     if args.threads_sweep:
-        cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
-        cn = cn[0] if cn else 0
-        results = probes.threads_sweep(cn, mn[0] if mn else cn, args.kernel, isa=args.isa,
-                                       size=args.size, reps=args.reps, progress=_progress(args))
-        if args.json:
-            print(json.dumps([r.to_dict() for r in results], indent=1))
-            return 0
-        print(f"{args.kernel} bandwidth by threads, CPU node {cn} ({results[0].isa})")
-        for r in results:
-            print(f"  {len(r.cpus):>3} thread(s)  {r.gbs}")
+        node = cn[0] if cn else 0
+        runs, noise = _measured(lambda: probes.threads_sweep(
+            node, mn[0] if mn else node, args.kernel, isa=args.isa, size=args.size,
+            reps=args.reps, progress=_progress(args)))
+        text = "\n".join([f"{args.kernel} bandwidth by threads, CPU node {node} ({runs[0].isa})"]
+                         + [f"  {len(r.cpus):>3} thread(s)  {r.gbs}" for r in runs])
+        _finish(args, "bandwidth-threads", {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
+                text, warnings=_noise_warnings(noise), noise=noise.to_dict())
         return 0
-    return _print(args, probes.bandwidth_matrix(
-        args.kernel, _nodes(args.cpu_nodes), _nodes(args.mem_nodes), threads=args.threads,
-        isa=args.isa, size=args.size, reps=args.reps, progress=_progress(args)))
+    return _probe(args, "bandwidth", lambda: probes.bandwidth_matrix(
+        args.kernel, cn, mn, threads=args.threads, isa=args.isa, size=args.size, reps=args.reps,
+        progress=_progress(args)))
 
 
 def cmd_loaded(args) -> int:
     from . import probes
     cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
-    return _print(args, probes.loaded_latency(cn[0] if cn else None, mn[0] if mn else None,
-                                              size=args.size, samples=args.samples,
-                                              progress=_progress(args)))
+    return _probe(args, "loaded-latency", lambda: probes.loaded_latency(
+        cn[0] if cn else None, mn[0] if mn else None, size=args.size, samples=args.samples,
+        progress=_progress(args)))
 
 
 def cmd_c2c(args) -> int:
     from . import probes
     from .topology import parse_list
     cpus = None if args.cpus in (None, "all") else parse_list(args.cpus)
-    return _print(args, probes.c2c_matrix(cpus, node=args.node, rounds=args.rounds,
-                                          samples=args.samples, progress=_progress(args)))
+    return _probe(args, "c2c", lambda: probes.c2c_matrix(
+        cpus, node=args.node, rounds=args.rounds, samples=args.samples, progress=_progress(args)))
 
 
 def _dims(items) -> dict:
@@ -259,34 +282,24 @@ def _model(args):
     return ref, dims
 
 
-def _emit(args, doc, text) -> None:
-    if args.output:
-        with open(args.output, "w") as f:
-            json.dump(doc, f, indent=1)
-        _say(f"wrote {args.output}")
-    if args.json:
-        print(json.dumps(doc, indent=1))
-    else:
-        print(text)
-        for w in doc.get("warnings", []):
-            print(f"warning: {w}")
-
-
-def _run_workload(args, fn):
-    """Runs fn(); a failure or Ctrl-C still writes what was measured."""
+def _workload(args, kind, fn, text_of, topo) -> int:
+    """Runs an inference workload; a failure or Ctrl-C still writes what was measured."""
     from .workload import driver
     try:
-        return fn()
+        doc = fn()
     except (driver.WorkerFailed, driver.Interrupted) as e:
         doc = getattr(e, "document", None)
         if doc is not None and doc["layouts"]:
-            from .workload.infer import table
-            _emit(args, doc, table(doc))
+            warnings = doc.pop("warnings")
+            _finish(args, kind, doc, text_of(doc), warnings=warnings, topo=topo)
         if isinstance(e, driver.Interrupted):
             _say("numaprobe: interrupted; what was measured is above" if doc else "numaprobe: interrupted")
-            raise SystemExit(130)
+            return 130
         _say(f"numaprobe: {e}")
-        raise SystemExit(1)
+        return 1
+    warnings = doc.pop("warnings")
+    _finish(args, kind, doc, text_of(doc), warnings=warnings, topo=topo)
+    return 0
 
 
 def cmd_infer(args) -> int:
@@ -295,35 +308,49 @@ def cmd_infer(args) -> int:
     topo = read()
     layouts = _layouts(args, topo)
     ref, dims = _model(args)
-    doc = _run_workload(args, lambda: run_infer(
+    return _workload(args, "infer", lambda: run_infer(
         ref, layouts, mode=args.mode, duration=args.duration, rounds=args.rounds,
-        warmup=args.warmup, dims=dims, rate=args.rate, topology=topo, progress=_progress(args)))
-    _emit(args, doc, table(doc))
-    return 0
+        warmup=args.warmup, dims=dims, rate=args.rate, topology=topo, progress=_progress(args)),
+        table, topo)
 
 
-def cmd_sweep(args) -> int:
-    from .topology import read
-    from .workload.infer import analyse_sweep, run_infer, sweep_layouts, table
-    topo = read()
-    ref, dims = _model(args)
-    layouts = sweep_layouts(topo)
-    doc = _run_workload(args, lambda: run_infer(
-        ref, layouts, mode="closed", duration=args.duration, rounds=args.rounds,
-        warmup=args.warmup, dims=dims, topology=topo, progress=_progress(args)))
-    doc["kind"] = "sweep"
-    doc["sweep"] = analyse_sweep(doc, args.p99_max)
+def _sweep_text(doc) -> str:
+    from .workload.infer import table
     sw = doc["sweep"]
     lines = [table(doc), "", "throughput by instances (scaling efficiency vs one thread):"]
     for c in sw["curve"]:
         eff = f"{100 * c['scaling_efficiency']:.0f}%" if c["scaling_efficiency"] else "-"
+        p50 = f"{c['p50_ms']:.2f} ms" if c["p50_ms"] is not None else "-"
         lines.append(f"  {c['layout']:<8} {c['cpus']:>3} CPUs {c['throughput']:9.1f}/s  "
-                     f"p50 {c['p50_ms']:.2f} ms  efficiency {eff}")
+                     f"p50 {p50}  efficiency {eff}")
     lines.append(f"throughput stops rising after: {sw['stops_rising_after'] or 'it did not stop'}")
-    lines.append(f"best for throughput: {sw['best_throughput']}; best for latency"
-                 + (f" (p99 <= {args.p99_max} ms)" if args.p99_max else "")
-                 + f": {sw['best_latency'] or 'none meets the bound'}")
-    _emit(args, doc, "\n".join(lines))
+    bound = f" (p99 <= {sw['p99_max_ms']} ms)" if sw["p99_max_ms"] else ""
+    lines.append(f"best for throughput: {sw['best_throughput']}; best for latency{bound}: "
+                 f"{sw['best_latency'] or 'none meets the bound'}")
+    return "\n".join(lines)
+
+
+def cmd_sweep(args) -> int:
+    from .topology import read
+    from .workload.infer import analyse_sweep, run_infer, sweep_layouts
+    topo = read()
+    ref, dims = _model(args)
+
+    def run():
+        doc = run_infer(ref, sweep_layouts(topo), mode="closed", duration=args.duration,
+                        rounds=args.rounds, warmup=args.warmup, dims=dims, topology=topo,
+                        progress=_progress(args))
+        doc["sweep"] = analyse_sweep(doc, args.p99_max)
+        return doc
+    return _workload(args, "sweep", run, _sweep_text, topo)
+
+
+def cmd_compare(args) -> int:
+    from . import compare, results
+    docs = [results.load(f) for f in args.files]
+    out = compare.compare(docs, args.files, min_effect=args.min_effect / 100)
+    warnings = out.pop("warnings")
+    _finish(args, "compare", out, compare.table(out), warnings=warnings)
     return 0
 
 
@@ -333,28 +360,33 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="numaprobe", description=(
         "Measure how memory locality, core allocation and process layout decide the speed of "
         "this machine. With no subcommand: a quick check of the machine."))
+    def output_args(sp):
+        sp.add_argument("--json", action="store_true", help="print the result document (JSON)")
+        sp.add_argument("--csv", action="store_true", help="print the result's table as CSV")
+        sp.add_argument("-o", "--output", metavar="FILE", help="also write the result document")
+
     p.add_argument("--version", action="version", version=f"numaprobe {__version__}")
-    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    output_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
-    p.set_defaults(func=cmd_quick)
+    p.set_defaults(func=cmd_quick, command_name="quick")
     sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND", parser_class=_Parser)
 
     t = sub.add_parser("topology", help="CPUs, caches, NUMA nodes, allowed sets, settings",
                        description="Print the machine's topology as read from /sys and /proc.")
-    t.add_argument("--json", action="store_true", help="print the topology document")
+    output_args(t)
     t.add_argument("--root", help="read a captured tree instead of / "
                    "(default: $NUMAPROBE_SYSFS_ROOT or /)")
     t.add_argument("--capture", metavar="DIR", help="copy the files the reader uses into DIR "
                    "(new or empty), with the expected result beside them")
-    t.set_defaults(func=cmd_topology)
+    t.set_defaults(func=cmd_topology, command_name="topology")
 
     c = sub.add_parser("clock", help="the calibrated clock: frequency, overhead, resolution",
                        description="Calibrate the CPU's counter twice, independently, and "
                        "report its frequency, read overhead and resolution.")
-    c.add_argument("--json", action="store_true")
+    output_args(c)
     c.add_argument("--window", type=float, default=100.0, metavar="MS",
                    help="calibration window in milliseconds (default 100)")
-    c.set_defaults(func=cmd_clock)
+    c.set_defaults(func=cmd_clock, command_name="clock")
 
     r = sub.add_parser("run", help="run a command bound to CPUs and memory nodes (like numactl)",
                        description="Run CMD with its CPUs and memory policy set, like numactl. "
@@ -371,9 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def probe(name, func, help, description):
         sp = sub.add_parser(name, help=help, description=description)
-        sp.add_argument("--json", action="store_true", help="print the result document")
+        output_args(sp)
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-        sp.set_defaults(func=func)
+        sp.set_defaults(func=func, command_name=name)
         return sp
 
     def node_args(sp):
@@ -427,7 +459,6 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
         sp.add_argument("--rounds", type=int, default=1, help="rounds, layouts interleaved")
         sp.add_argument("--warmup", type=int, default=5, help="inferences before measuring")
-        sp.add_argument("-o", "--output", help="also write the result document to this file")
 
     inf = probe("infer", cmd_infer, "run a model under layouts and compare them",
                 "Run an ONNX Runtime model under layouts (processes x threads x CPUs x memory "
@@ -447,6 +478,16 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--force", action="store_true",
                      help="run overlapping or oversubscribed layouts anyway")
 
+    cmp = sub.add_parser("compare", help="compare result documents: change, interval, verdict",
+                         description="Put runs side by side: each later document against the "
+                         "first, matched figure by figure, with the ratio's bootstrap interval "
+                         "and a verdict (faster, slower, no significant change).")
+    cmp.add_argument("files", nargs="+", metavar="RESULT.json")
+    cmp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
+                     help="smallest change called faster or slower (default 2 %%)")
+    output_args(cmp)
+    cmp.set_defaults(func=cmd_compare, command_name="compare")
+
     sw = probe("sweep", cmd_sweep, "find the best split of the CPUs into instances x threads",
                "Run instances x threads over the usable CPUs; the throughput curve, where it "
                "stops rising, the best layout for throughput and for latency.")
@@ -463,6 +504,11 @@ def main(argv=None) -> int:
     except _BadInput as e:
         _say(str(e))
     except (ValueError, MemoryError) as e:
+        _say(f"numaprobe: {e}")
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ImportError as e:  # an optional extra that is not installed
         _say(f"numaprobe: {e}")
     except OSError as e:
         _say(f"numaprobe: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))

@@ -167,7 +167,8 @@ class BandwidthMatrix:
     def to_dict(self) -> dict:
         return {"kernel": self.kernel, "cpu_nodes": list(self.cpu_nodes),
                 "mem_nodes": list(self.mem_nodes),
-                "cells": [r.to_dict() for r in self.cells.values()]}
+                "cells": [{"cpu_node": a, "mem_node": b, **r.to_dict()}
+                          for (a, b), r in self.cells.items()]}
 
     def warnings(self) -> list[str]:
         return [w for (a, b), r in self.cells.items()

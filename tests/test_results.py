@@ -1,0 +1,170 @@
+"""Result documents: every subcommand's JSON validates against the shipped schema, CSV comes
+out of the tabular parts, and compare says faster, slower or no significant change with the
+right sign, refusing documents it cannot compare."""
+import copy
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from numaprobe import compare, results
+
+# Each subcommand with the smallest options that still measure something real.
+COMMANDS = {
+    "quick": [],
+    "topology": ["topology"],
+    "clock": ["clock", "--window", "5"],
+    "latency": ["latency", "--size", "8M", "--samples", "2"],
+    "latency-sweep": ["latency", "--sweep", "--size", "256K", "--samples", "1"],
+    "bandwidth": ["bandwidth", "--size", "4M", "--reps", "3"],
+    "bandwidth-threads": ["bandwidth", "--threads-sweep", "--size", "4M", "--reps", "2"],
+    "bandwidth-peak": ["bandwidth", "--peak", "--size", "4M", "--reps", "2"],
+    "loaded-latency": ["loaded-latency", "--size", "8M", "--samples", "1"],
+    "c2c": ["c2c", "--rounds", "500", "--samples", "2"],
+}
+
+
+def run_cli(*args, check=True):
+    r = subprocess.run([sys.executable, "-m", "numaprobe", *args, "-q"] if args and args[0] not in
+                       ("topology", "clock", "compare") else [sys.executable, "-m", "numaprobe", *args],
+                       capture_output=True, text=True, timeout=600)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory, tiny_model):
+    d = tmp_path_factory.mktemp("docs")
+    out = {}
+    cmds = dict(COMMANDS)
+    cmds["infer"] = ["infer", "--model", tiny_model, "--layouts", "naive,cores-per-instance=1",
+                     "--duration", "1"]
+    cmds["sweep"] = ["sweep", "--model", tiny_model, "--duration", "1"]
+    for kind, args in cmds.items():
+        path = d / f"{kind}.json"
+        run_cli(*args, "-o", str(path))
+        out[kind] = path
+    return out
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return json.loads(results.schema_path().read_text())
+
+
+def test_every_kind_validates(docs, schema):
+    for kind, path in docs.items():
+        doc = json.loads(path.read_text())
+        jsonschema.validate(doc, schema)
+        assert doc["kind"] == kind and doc["schema_version"] == results.SCHEMA_VERSION
+        m = doc["machine"]
+        assert m["versions"]["numaprobe"] and m["kernel"] and m["topology_digest"]
+        assert m["clock"] is None or m["clock"]["hz"] > 0
+
+
+def test_json_on_stdout_is_the_same_document(schema):
+    r = run_cli("latency", "--size", "8M", "--samples", "2", "--json")
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, schema)
+    assert doc["asked"]["command"] == "latency" and doc["asked"]["options"]["samples"] == 2
+
+
+def test_schema_rejects_a_broken_document(docs, schema):
+    doc = json.loads(docs["latency"].read_text())
+    del doc["result"]["cells"][0]["ns"]["median"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+
+
+def test_csv_for_tabular_kinds(docs):
+    for kind, path in docs.items():
+        doc = results.load(path)
+        if kind in ("topology", "clock", "bandwidth-peak"):
+            with pytest.raises(ValueError, match="no table"):
+                results.to_csv(doc)
+            continue
+        text = results.to_csv(doc)
+        lines = text.strip().splitlines()
+        assert len(lines) >= 2 and lines[0].count(",") == lines[1].count(","), kind
+    r = run_cli("c2c", "--rounds", "200", "--samples", "2", "--csv")
+    assert r.stdout.startswith("cpu_a,cpu_b,median_ns")
+
+
+def _scaled(doc, factor):
+    """The same measurement with every latency sample multiplied: a known difference. The
+    samples get a known, modest spread first: this machine's own may be wider than 1.5x."""
+    out = copy.deepcopy(doc)
+    for c in out["result"]["cells"]:
+        c["ns"]["samples"] = [100.0 * factor * x for x in (1.0, 1.03, 0.98, 1.01, 0.99)]
+        c["ns"]["median"] = 100.0 * factor
+    return out
+
+
+def test_compare_known_difference_has_the_right_sign(docs):
+    a = _scaled(results.load(docs["latency"]), 1.0)
+    slower = compare.compare([a, _scaled(a, 1.5)], ["a", "b"])
+    assert slower["comparisons"][0]["figures"][0]["verdict"] == "slower"
+    faster = compare.compare([a, _scaled(a, 0.5)], ["a", "b"])
+    f = faster["comparisons"][0]["figures"][0]
+    assert f["verdict"] == "faster" and f["change_pct"] == pytest.approx(-50)
+    assert f["ci"][0] <= f["ratio"] <= f["ci"][1]
+    # Bandwidth: higher is better, so more GB/s is "faster".
+    b = results.load(docs["bandwidth"])
+    for c in b["result"]["cells"]:  # samples with a known spread, then twice as fast
+        c["gbs"]["samples"], c["gbs"]["median"] = [10.0, 10.5, 9.5, 10.2, 9.8], 10.0
+    more = copy.deepcopy(b)
+    for c in more["result"]["cells"]:
+        c["gbs"]["samples"] = [x * 2 for x in c["gbs"]["samples"]]
+        c["gbs"]["median"] *= 2
+    assert compare.compare([b, more], ["a", "b"])["comparisons"][0]["figures"][0]["verdict"] == "faster"
+
+
+def test_compare_same_thing_twice_is_no_significant_change(tmp_path):
+    # An L1-sized chain: the most repeatable latency there is.
+    paths = []
+    for k in range(2):
+        p = tmp_path / f"l1-{k}.json"
+        run_cli("latency", "--size", "16K", "--samples", "9", "-o", str(p))
+        paths.append(str(p))
+    r = run_cli("compare", *paths)
+    assert "no significant change" in r.stdout, r.stdout
+
+
+def test_compare_infer_and_cli_json(docs, schema):
+    r = run_cli("compare", str(docs["infer"]), str(docs["infer"]), "--json")
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, schema)
+    figs = {f["figure"]: f for f in doc["result"]["comparisons"][0]["figures"]}
+    assert figs["naive throughput"]["verdict"] == "no significant change"
+    assert figs["naive p50 latency"]["ratio"] == 1.0
+
+
+def test_compare_errors(docs, tmp_path):
+    r = run_cli("compare", str(docs["latency"]), str(docs["bandwidth"]), check=False)
+    assert r.returncode == 2 and "only results of the same kind compare" in r.stderr
+    r = run_cli("compare", str(docs["latency"]), str(tmp_path / "missing.json"), check=False)
+    assert r.returncode == 2 and "cannot read" in r.stderr
+    other = json.loads(docs["latency"].read_text())
+    other["schema_version"] = 99
+    (tmp_path / "v99.json").write_text(json.dumps(other))
+    r = run_cli("compare", str(docs["latency"]), str(tmp_path / "v99.json"), check=False)
+    assert r.returncode == 2 and "schema version 99" in r.stderr
+    (tmp_path / "junk.json").write_text("{not json")
+    r = run_cli("compare", str(docs["latency"]), str(tmp_path / "junk.json"), check=False)
+    assert r.returncode == 2 and "is not JSON" in r.stderr
+    r = run_cli("compare", str(docs["latency"]), check=False)
+    assert r.returncode == 2 and "two result documents" in r.stderr
+    for err in (r.stderr,):
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_compare_warns_when_machines_differ(docs):
+    a = results.load(docs["latency"])
+    b = copy.deepcopy(a)
+    b["machine"]["kernel"] = "0.0.1-other"
+    b["machine"]["thp"] = "never"
+    out = compare.compare([a, b], ["a", "b"])
+    assert any("kernel: " in w and "THP mode" in w for w in out["warnings"])
