@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 
 from . import __version__
@@ -61,7 +62,7 @@ def _finish(args, kind: str, result: dict, text: str, *, warnings=(), noise=None
     else:
         print(text)
         for w in doc["warnings"]:
-            print(f"warning: {w}")
+            print(textwrap.fill(f"warning: {w}", 79, subsequent_indent="    "))
     return doc
 
 

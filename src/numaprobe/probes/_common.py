@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from .. import _core, placement
 from ..topology import Topology, format_list, read as read_topology
@@ -72,16 +73,20 @@ def build_chain(mem: placement.Memory, chain: str, seed: int = 1) -> placement.P
 
 
 class Progress:
-    """One line on stderr, rewritten in place; silent when stderr is not a terminal."""
+    """One line on stderr, rewritten in place: what ran last and the time left, estimated
+    from the steps so far. Silent when stderr is not a terminal (or enabled=False)."""
 
     def __init__(self, total: int, what: str, enabled: bool | None = None):
         self.total, self.what, self.done = total, what, 0
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.t0 = time.monotonic()
 
     def step(self, detail: str = "") -> None:
         self.done += 1
         if self.enabled:
-            print(f"\r{self.what}: {self.done}/{self.total} {detail}"[:79].ljust(79),
+            left = (time.monotonic() - self.t0) / self.done * (self.total - self.done)
+            eta = f" ~{left:.0f} s left" if self.done < self.total else ""
+            print(f"\r{self.what} {self.done}/{self.total}{eta}: {detail}"[:79].ljust(79),
                   end="", file=sys.stderr, flush=True)
 
     def close(self) -> None:

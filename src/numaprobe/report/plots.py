@@ -26,8 +26,6 @@ def _mpl():
     """matplotlib, or the one-line ImportError the CLI reports."""
     try:
         import matplotlib
-        import matplotlib.figure  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
     except ImportError:
         raise ImportError(MISSING) from None
     return matplotlib
@@ -88,8 +86,7 @@ def _heatmap(doc, title, rows, cols, values, *, unit, fmt, cmap, xlabel, ylabel,
     height = min(max(nr * cell + 1.9, 3.4), 13.0)
     fig = _figure(width, height)
     ax = fig.add_subplot()
-    cm = colormaps[cmap].copy()
-    cm.set_bad("#eeeeee")
+    cm = colormaps[cmap].with_extremes(bad="#eeeeee")
     finite = arr[np.isfinite(arr)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     if hi <= lo:
@@ -242,7 +239,8 @@ def _latency_sweep(doc, r):
                   label="level found (its latency)" if k == 0 else None)
         ax.annotate(f"{lv['name']} {lv['ns']:.3g} ns", (math.sqrt(start * end), lv["ns"]),
                     textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8.5,
-                    color=col, fontweight="bold")
+                    color=col, fontweight="bold",
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
         if lv.get("effective_size"):
             ax.axvline(lv["effective_size"], color=col, linewidth=1.2,
                        label="effective size (where latency rises)" if k == 0 else None)
@@ -269,7 +267,7 @@ def _latency_sweep(doc, r):
     ax.set_xlabel("working-set size (bytes in the chain, log scale)")
     ax.set_ylabel("latency, ns per load (log scale)")
     ax.grid(True, which="major", color="0.9", linewidth=0.8)
-    ax.legend(loc="upper left", frameon=False)
+    fig.legend(loc="outside lower center", ncol=3, frameon=False)
     if outside:
         ax.text(0.99, 0.02, "outside the sweep: " + ", ".join(outside), transform=ax.transAxes,
                 ha="right", va="bottom", fontsize=8, color="0.3")
@@ -290,10 +288,16 @@ def _loaded_latency(doc, r):
            [max(0.0, p["latency_ns"]["max"] - p["latency_ns"]["median"]) for p in pts]]
     ax.errorbar(x, y, yerr=err, fmt="o-", color="#d62728", ecolor="0.55", elinewidth=1,
                 capsize=3, markersize=5, label="median latency (bars: min\u2013max)")
+    span = (max(x) - min(x)) or 1.0
+    offsets = [(6, 5), (6, -13), (6, 15), (6, -23), (6, 25), (6, -33)]
+    crowd, prev = 0, None
     for p, xi, yi in zip(pts, x, y):
-        ax.annotate(f"delay {p['delay']}", (xi, yi), textcoords="offset points", xytext=(5, 6),
-                    fontsize=8, color="0.25")
-    ax.set_xlim(left=0, right=max(x) * 1.12 if max(x) > 0 else 1)
+        crowd = crowd + 1 if prev is not None and xi - prev < 0.05 * span else 0
+        prev = xi
+        ax.annotate(str(p["delay"]), (xi, yi), textcoords="offset points",
+                    xytext=offsets[crowd % len(offsets)], fontsize=8.5, color="0.2",
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
+    ax.set_xlim(left=-0.02 * max(x), right=max(x) * 1.12 if max(x) > 0 else 1)
     ax.set_ylim(bottom=0, top=max(p["latency_ns"]["max"] for p in pts) * 1.15)
     traffic = format_list(r.get("traffic_cpus") or []) or "none"
     ax.set_xlabel(f"read traffic achieved by CPUs {traffic} (GB/s)")
@@ -302,7 +306,8 @@ def _loaded_latency(doc, r):
     ax.legend(loc="lower right", frameon=False)
     _titles(fig, ax, f"loaded latency: chase on CPU {r.get('chase_cpu')} (node {r.get('cpu_node')})"
             f" to memory node {r.get('mem_node')}", doc,
-            "delay = spins between 512-byte blocks of the traffic threads (0 = full load)")
+            "labels: injection delay, spins between 512-byte blocks of the traffic threads "
+            "(0 = full load)")
     return fig
 
 
@@ -408,10 +413,12 @@ def _throughput_bars(doc, r):
     ax.errorbar(range(len(lays)), y, yerr=err, fmt="none", ecolor="black", capsize=6,
                 elinewidth=1.2)
     top = max(c[1] for c in ci) if ci else max(y)
+    mode = (r.get("asked") or {}).get("mode", "closed")
     for i, d in enumerate(lays):
         vs = d.get("vs_first") or {}
-        ratio = vs.get("throughput_ratio")
-        note = "baseline" if i == 0 else (f"{ratio[0]:.2f}x, {vs.get('verdict', '')}"
+        ratio = vs.get("throughput_ratio" if mode == "closed" else "p50_ratio")
+        what = "" if mode == "closed" else " p50"
+        note = "baseline" if i == 0 else (f"{ratio[0]:.2f}x{what}, {vs.get('verdict', '')}"
                                           if ratio else "")
         ax.annotate(f"{y[i]:.1f}/s\n{note}", (i, ci[i][1]), textcoords="offset points",
                     xytext=(0, 5), ha="center", va="bottom", fontsize=8.5)
@@ -422,7 +429,6 @@ def _throughput_bars(doc, r):
     ax.set_xlabel("layout")
     ax.grid(True, axis="y", color="0.9", linewidth=0.8)
     ax.set_axisbelow(True)
-    mode = (r.get("asked") or {}).get("mode", "closed")
     _titles(fig, ax, f"throughput per layout: model {r['model']['name']} ({mode} loop)", doc,
             "bars: mean; whiskers: 95 % confidence interval; each layout against the first")
     return fig
@@ -451,9 +457,11 @@ def _sweep_curve(doc, r):
                     fmt="D", color="0.5", capsize=4, markersize=6,
                     label="1x1: one instance, one thread (reference)")
     for c in full + ref:
-        p50 = f", p50 {c['p50_ms']:.2f} ms" if c.get("p50_ms") is not None else ""
+        p50 = f", p50 {c['p50_ms']:.3g} ms" if c.get("p50_ms") is not None else ""
+        left = c in ref  # the reference sits at 1 instance too: its label goes to the left
         ax.annotate(f"{c['layout']}: {c['throughput']:.1f}/s{p50}", (c["instances"], c["throughput"]),
-                    textcoords="offset points", xytext=(8, -4), fontsize=8.5, va="top")
+                    textcoords="offset points", xytext=(-14 if left else 14, -6), fontsize=8.5,
+                    va="top", ha="right" if left else "left")
     by_name = {c["layout"]: c for c in curve}
     best_t, best_l = by_name.get(sw.get("best_throughput")), by_name.get(sw.get("best_latency"))
     if best_t:
@@ -468,16 +476,15 @@ def _sweep_curve(doc, r):
     if stop:
         ax.axvline(stop["instances"], color="0.5", linestyle=":",
                    label=f"throughput stops rising after {stop['layout']}")
-    from matplotlib.ticker import MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     xs = [c["instances"] for c in curve]
-    ax.set_xlim(min(xs) - 0.5, max(xs) + 0.9)
+    ax.set_xticks(sorted(set(xs)))
+    ax.set_xlim(min(xs) - (1.1 if ref else 0.5), max(xs) + 0.9)
     tops = [ci.get(c["layout"], [0, c["throughput"]])[1] for c in curve]
-    ax.set_ylim(0, max(tops + [c["throughput"] for c in curve]) * 1.2 or 1)
+    ax.set_ylim(0, max(tops + [c["throughput"] for c in curve]) * 1.35 or 1)
     ax.set_xlabel("instances (processes)")
     ax.set_ylabel("throughput, inferences/s")
     ax.grid(True, color="0.9", linewidth=0.8)
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", frameon=False, markerscale=0.6)
     _titles(fig, ax, f"throughput vs instances: model {r['model']['name']}", doc,
             "whiskers: 95 % confidence interval")
     return fig

@@ -316,7 +316,6 @@ def latency_summary(lat_ns: np.ndarray, boots: int = 300) -> dict:
         out[key] = {"ms": stats.percentile(xs, p), "ci": [lo, hi],
                     "enough_samples": bool(xs.size >= stats.min_samples(p))}
         if xs.size < stats.min_samples(p):
-            thin.append(f"{key} (needs {stats.min_samples(p)})")
-    out["warnings"] = [f"{xs.size} samples: {', '.join(thin)} little more than the maximum; "
-                       "run longer"] if thin else []
+            thin.append(f"{key} ({stats.min_samples(p)})")
+    out["warnings"] = [f"{xs.size} samples, too few for {', '.join(thin)}: run longer"] if thin else []
     return out

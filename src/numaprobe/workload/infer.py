@@ -7,6 +7,7 @@ bootstrapping the per-inference latencies."""
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -159,27 +160,35 @@ def document(model_ref, layouts, runs, topo, **asked) -> dict:
 
 
 def table(doc: dict) -> str:
-    """The per-layout table (aligned, 80 columns) and each layout's diagnoses."""
+    """Two lines per layout (80 columns): throughput with its interval, CPU time per
+    inference and the comparison with the first layout; then p50/p90/p99 with intervals.
+    Then each layout's diagnoses."""
     lines = [f"model {doc['model']['name']} ({doc['asked']['mode']} loop, "
-             f"{doc['asked']['duration']:g} s x {doc['asked']['rounds']} round(s))",
-             f"{'layout':<22}{'inf/s':>9} {'95% CI':>15}{'p50 ms':>8}{'p90':>7}{'p99':>7}"
-             f"{'CPU s':>7}  vs first"]
+             f"{doc['asked']['duration']:g} s x {doc['asked']['rounds']} round(s)); "
+             "95 % intervals; n.s.: no significant difference",
+             f"{'layout':<24}{'inferences/s':>13} {'interval':>15} {'CPU ms/inf':>11}  vs first"]
     for d in doc["layouts"]:
         t, lat = d["throughput"], d["latency"]
-        p = lambda key: f"{lat[key]['ms']:.2f}" if lat.get(key) else "-"
         vs = d.get("vs_first", {})
         ratio = vs.get("throughput_ratio") if doc["asked"]["mode"] == "closed" else vs.get("p50_ratio")
-        vs_text = f"{ratio[0]:.2f}x {vs.get('verdict', '')}" if ratio else "(baseline)"
-        cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}m" if d["cpu_s_per_inference"] else "-"
-        lines.append(f"{d['layout']['name'][:21]:<22}{t['per_s']:9.1f} "
-                     f"{'[' + format(t['ci'][0], '.1f') + ',' + format(t['ci'][1], '.1f') + ']':>15}"
-                     f"{p('p50'):>8}{p('p90'):>7}{p('p99'):>7}{cpu:>7}  {vs_text}")
+        verdict = vs.get("verdict", "").replace("no significant difference", "n.s.")
+        vs_text = f"{ratio[0]:.2f}x {verdict}" if ratio else "(baseline)"
+        cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}" if d["cpu_s_per_inference"] else "-"
+        ci = f"[{t['ci'][0]:.1f}, {t['ci'][1]:.1f}]"
+        lines.append(f"{d['layout']['name'][:23]:<24}{t['per_s']:13.1f} {ci:>15} {cpu:>11}  {vs_text}")
+        pct = []
+        for key in ("p50", "p90", "p99"):
+            if lat.get(key):
+                pct.append(f"{key} {lat[key]['ms']:.3g} ({lat[key]['ci'][0]:.3g}-{lat[key]['ci'][1]:.3g})")
+        lines.append("    ms: " + "  ".join(pct))
     for d in doc["layouts"]:
-        lines.append(f"{d['layout']['name']}: {d['description'].split(': ', 1)[1]}")
+        lines += textwrap.wrap(f"{d['layout']['name']}: {d['description'].split(': ', 1)[1]}",
+                               79, subsequent_indent="    ")
         for x in d["diagnoses"]:
-            lines.append(f"  - {x}")
+            lines += textwrap.wrap(f"- {x}", 79, initial_indent="  ", subsequent_indent="    ")
         if d["failures"]:
-            lines.append(f"  ! {'; '.join(d['failures'])}")
+            lines += textwrap.wrap(f"! {'; '.join(d['failures'])}", 79, initial_indent="  ",
+                                   subsequent_indent="    ")
     return "\n".join(lines)
 
 
