@@ -355,6 +355,26 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from . import results
+    from .report import plot_files
+    doc = results.load(args.file)
+    paths = plot_files(doc, args.out)
+    if not paths:
+        _say(f"numaprobe: a {doc['kind']} document has no figures")
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import results
+    from .report import html_report
+    docs = [results.load(f) for f in args.files]
+    _say(f"wrote {html_report(docs, args.html, plots=not args.no_plots)}")
+    return 0
+
+
 # ------------------------------------------------------------------------------ parser
 
 def build_parser() -> argparse.ArgumentParser:
@@ -488,6 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="smallest change called faster or slower (default 2 %%)")
     output_args(cmp)
     cmp.set_defaults(func=cmd_compare, command_name="compare")
+
+    pl = sub.add_parser("plot", help="draw a result document's figures (PNG and SVG)",
+                        description="Write <kind>-<figure>.png and .svg for a result document "
+                        "(needs matplotlib: pip install 'numaprobe[plot]').")
+    pl.add_argument("file", metavar="RESULT.json")
+    pl.add_argument("--out", default=".", metavar="DIR", help="folder for the figures (default: .)")
+    pl.set_defaults(func=cmd_plot, command_name="plot")
+    rp = sub.add_parser("report", help="one self-contained HTML page for result documents",
+                        description="Tables, warnings, the machine and figures of result "
+                        "documents in one HTML file that opens without a network.")
+    rp.add_argument("files", nargs="+", metavar="RESULT.json")
+    rp.add_argument("--html", required=True, metavar="FILE")
+    rp.add_argument("--no-plots", action="store_true", help="tables only (needs no matplotlib)")
+    rp.set_defaults(func=cmd_report, command_name="report")
 
     sw = probe("sweep", cmd_sweep, "find the best split of the CPUs into instances x threads",
                "Run instances x threads over the usable CPUs; the throughput curve, where it "
