@@ -28,14 +28,13 @@ Goal: numaprobe / likwid >= 1.00x. Exits 0 either way (a benchmark, not a test);
 """
 import argparse
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 
 import numaprobe
-from numaprobe.noise import Noise, NoiseMeter
+from _common import Noisy, spread
 from numaprobe.probes import run_bandwidth as bw_run
 
 # (numaprobe kernel, likwid kernel, arrays numaprobe uses, apples-to-apples?, label)
@@ -58,32 +57,7 @@ def parse_size(text):
     return int(m.group(1)) * {"kB": 10**3, "MB": 10**6, "GB": 10**9}[m.group(2)], text.strip()
 
 
-def spread(xs):
-    med = statistics.median(xs)
-    return (f"median {med:7.2f}  min {min(xs):7.2f}  max {max(xs):7.2f}  "
-            f"cv {statistics.pstdev(xs) / med * 100:5.1f} %")
 
-
-class Noisy:
-    """Noise summed over several windows; a child's CPU time (likwid) is not counted as foreign."""
-
-    def __init__(self, cpus):
-        self.cpus, self.parts = cpus, []
-
-    def measure(self, fn):
-        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        with NoiseMeter(self.cpus) as m:
-            out = fn()
-        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        child = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-        n = m.result
-        self.parts.append(Noise(n.seconds, n.cpus, max(0.0, n.foreign - child), n.steal, n.own + child))
-        return out
-
-    def text(self):
-        t = Noise(sum(p.seconds for p in self.parts), len(self.cpus), sum(p.foreign for p in self.parts),
-                  sum(p.steal for p in self.parts), sum(p.own for p in self.parts))
-        return f"other processes {100 * t.foreign_fraction:.1f} %, steal {100 * t.steal_fraction:.1f} %"
 
 
 def likwid_domain_n():

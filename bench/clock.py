@@ -13,6 +13,7 @@ import statistics
 import sys
 import time
 
+from _common import spread
 from numaprobe import clock
 
 
@@ -23,9 +24,6 @@ def per_call_ns(fn, n=200_000):
     return (time.perf_counter_ns() - t0) / n
 
 
-def spread(xs):
-    med = statistics.median(xs)
-    return f"median {med:8.2f}  min {min(xs):8.2f}  max {max(xs):8.2f}  cv {statistics.pstdev(xs) / med * 100:5.2f} %"
 
 
 def main():

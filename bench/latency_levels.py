@@ -19,14 +19,13 @@ Rounds alternate numaprobe and the reference, order flipped every round.
 """
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 
 import numaprobe
-from numaprobe.noise import Noise, NoiseMeter
+from _common import Noisy
 from numaprobe.probes import latency, latency_sweep
 
 REFERENCE_C = r"""
@@ -78,27 +77,6 @@ int main(int argc, char **argv)
 }
 """
 
-
-class Noisy:
-    """Noise summed over several windows; a child's CPU time (the reference) is not foreign."""
-
-    def __init__(self, cpus):
-        self.cpus, self.parts = cpus, []
-
-    def measure(self, fn):
-        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        with NoiseMeter(self.cpus) as m:
-            out = fn()
-        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        child = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-        n = m.result
-        self.parts.append(Noise(n.seconds, n.cpus, max(0.0, n.foreign - child), n.steal, n.own + child))
-        return out
-
-    def text(self):
-        t = Noise(sum(p.seconds for p in self.parts), len(self.cpus), sum(p.foreign for p in self.parts),
-                  sum(p.steal for p in self.parts), sum(p.own for p in self.parts))
-        return f"other processes {100 * t.foreign_fraction:.1f} %, steal {100 * t.steal_fraction:.1f} %"
 
 
 def size_text(n):

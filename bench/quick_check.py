@@ -15,7 +15,7 @@ import sys
 import time
 
 import numaprobe
-from numaprobe.noise import Noise, NoiseMeter
+from numaprobe.noise import NoiseMeter
 
 
 def main():
@@ -28,7 +28,7 @@ def main():
           f"nodes {numaprobe.format_list(topo.node_ids)}, usable CPUs "
           f"{numaprobe.format_list(topo.usable_cpus)}", flush=True)
     times, child = [], 0.0
-    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the runs' own CPU time, for the report
     with NoiseMeter(topo.usable_cpus) as meter:
         for r in range(args.runs):
             print(f"run {r + 1}/{args.runs}", file=sys.stderr, end="\r")
@@ -40,8 +40,7 @@ def main():
                 sys.exit(f"python -m numaprobe -q exited with {rc}")
     c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     child = (c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)
-    m = meter.result
-    noise = Noise(m.seconds, m.cpus, max(0.0, m.foreign - child), m.steal, m.own + child)
+    noise = meter.result  # the runs are waited-for children: counted as ours, not foreign
     med = statistics.median(times)
     print(f"runs (s): {', '.join(f'{t:.2f}' for t in times)}")
     print(f"wall time: median {med:.2f} s  min {min(times):.2f}  max {max(times):.2f}  "

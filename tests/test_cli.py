@@ -82,7 +82,7 @@ def test_run_binds_the_child(topo):
     assert f"[{cpu}]" in r.stdout and " bind:0 " in r.stdout
     r = cli("run", "-N", "0", "-i", "all", "--", "cat", "/proc/self/numa_maps")
     assert r.returncode == 0 and " interleave:0 " in r.stdout
-    r = cli("run", "-p", "0", "--", sh := "sh", "-c", "exit 3")
+    r = cli("run", "-p", "0", "--", "sh", "-c", "exit 3")
     assert r.returncode == 3  # the command's own exit code passes through
 
 

@@ -2,14 +2,12 @@
 and refuse escaped threads, the load modes, the fault paths (a killed worker, Ctrl-C) with
 partial results kept and no orphans, and bad input."""
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 

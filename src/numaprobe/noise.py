@@ -39,6 +39,14 @@ class Noise:
             parts.append(f"the hypervisor stole {100 * self.steal_fraction:.0f} % of CPU time")
         return ("noisy machine: " + " and ".join(parts) + " during the run") if parts else None
 
+    @classmethod
+    def total(cls, parts) -> "Noise":
+        """Several windows over the same CPUs as one."""
+        parts = list(parts)
+        return cls(seconds=sum(p.seconds for p in parts), cpus=max(p.cpus for p in parts),
+                   foreign=sum(p.foreign for p in parts), steal=sum(p.steal for p in parts),
+                   own=sum(p.own for p in parts))
+
     def to_dict(self) -> dict:
         return {"seconds": self.seconds, "cpus": self.cpus, "foreign_cpu_s": self.foreign,
                 "steal_cpu_s": self.steal, "own_cpu_s": self.own,
@@ -61,9 +69,11 @@ def _cpu_times(cpus) -> tuple[float, float]:
 
 
 def _own_jiffies() -> int:
+    """This process's CPU time, all threads, plus that of children it waited for (a tool it
+    ran, a benchmark's reference): that work is ours, not foreign."""
     with open("/proc/self/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime (all threads)
+    return sum(int(fields[k]) for k in (11, 12, 13, 14))  # utime stime cutime cstime
 
 
 class NoiseMeter:

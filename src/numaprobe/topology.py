@@ -16,7 +16,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -11,8 +11,7 @@ load, with its spread.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import _core, clock, placement
 from ..stats import Summary, summarize

@@ -12,7 +12,6 @@ marked partial); Ctrl-C does the same; no worker outlives the driver.
 from __future__ import annotations
 
 import json
-import os
 import selectors
 import signal
 import subprocess
@@ -160,12 +159,11 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
             procs.append(_spawn(cfg, log, topology))
             procs[-1].np_cpus = cfg["instance"]["cpus"]
             sel.register(procs[-1].stdout, selectors.EVENT_READ, k)
-        ready = _collect(sel, procs, logs, "ready", time.monotonic() + READY_TIMEOUT_S, failures,
-                         progress, f"{layout.name}: starting {n} worker(s)")
+        _collect(sel, procs, logs, "ready", time.monotonic() + READY_TIMEOUT_S, failures,
+                 progress, f"{layout.name}: starting {n} worker(s)")
         if failures:
             raise WorkerFailed(failures[0])
         machine0, t0 = telemetry.Machine.now(), time.monotonic()
-        own0 = [telemetry.process_counters(str(r["pid"]))["cpu_s"] for r in ready.values()]
         start = time.monotonic_ns() + 100_000_000
         span = int(duration * 1e9)
         for k, p in enumerate(procs):

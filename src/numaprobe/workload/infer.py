@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from .. import __version__, stats
-from ..topology import Topology, format_list, read as read_topology
+from ..topology import Topology, read as read_topology
 from . import driver
 from .diagnose import diagnose
 from .layout import Layout, parse_layout
