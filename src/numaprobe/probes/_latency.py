@@ -101,16 +101,16 @@ class LatencyMatrix:
                                          for a in self.cpu_nodes]}
 
     def table(self) -> str:
-        head = "CPU node \\ memory node".ljust(24) + "".join(
-            f"{'node ' + str(m):>16}" for m in self.mem_nodes)
-        lines = ["idle latency, ns per load (median; SLIT distance; HMAT ns where declared)", head]
+        # Four memory nodes fit in 80 columns.
+        head = "CPU \\ memory".ljust(16) + "".join(f"{'node ' + str(m):>16}" for m in self.mem_nodes)
+        lines = ["idle latency, ns per load (median [SLIT distance|HMAT ns where declared])", head]
         for a in self.cpu_nodes:
-            row = f"node {a} (CPU {self.cells[(a, self.mem_nodes[0])].cpu})".ljust(24)
+            row = f"node {a} (CPU {self.cells[(a, self.mem_nodes[0])].cpu})".ljust(16)
             for b in self.mem_nodes:
                 r = self.cells[(a, b)]
                 extra = f" [{self.distances[(a, b)]}" + (
                     f"|{self.hmat_ns[(a, b)]}]" if self.hmat_ns.get((a, b)) else "]")
-                row += f"{r.ns.median:9.1f}{extra:>7}"
+                row += f"{r.ns.median:8.1f}{extra:>8}"
             lines.append(row)
         return "\n".join(lines)
 
