@@ -35,8 +35,10 @@ def test_two_calibrations_agree(clk):
 
 
 def test_conversion_matches_os_clock(clk):
+    # 0.2 s, so that a preemption between two adjacent reads on a busy machine (a few ms at
+    # worst) stays inside the 1 % asked for.
     t0, n0 = clock.ticks(), time.perf_counter_ns()
-    time.sleep(0.05)
+    time.sleep(0.2)
     t1, n1 = clock.ticks(), time.perf_counter_ns()
     assert clk.to_ns(t1 - t0) == pytest.approx(n1 - n0, rel=0.01)
 

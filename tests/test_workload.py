@@ -118,17 +118,22 @@ def test_killed_worker_keeps_partial_results(tiny_model, topo):
     layout = parse_layout("cores-per-instance=1", topo)
     me = psutil.Process()
 
-    def kill_soon():
-        time.sleep(2.5)
+    import threading
+    killer = []
+
+    def kill_worker_0():
+        time.sleep(1.0)  # one second into the measured window
         kids = [p for p in me.children() if "numaprobe.workload.worker" in " ".join(p.cmdline())]
         kids[0].send_signal(signal.SIGKILL)
 
-    import threading
-    t = threading.Thread(target=kill_soon)
-    t.start()
+    def progress(what, frac):  # the driver reports its phases; kill once measuring began
+        if "measuring" in what and not killer:
+            killer.append(threading.Thread(target=kill_worker_0))
+            killer[0].start()
+
     with pytest.raises(driver.WorkerFailed, match=r"worker 0 .* was killed by SIGKILL") as e:
-        driver.run_layout(tiny_model, layout, duration=6.0)
-    t.join()
+        driver.run_layout(tiny_model, layout, duration=6.0, progress=progress)
+    killer[0].join()
     partial = e.value.partial
     assert partial is not None and partial.failures
     survivors = [i for i in partial.instances if i.index != 0]
