@@ -98,6 +98,7 @@ def test_modes_measure_and_pin(tiny_model, topo, mode):
     for i in run.instances:
         assert i.count > 10 and (i.latency_ns > 0).all()
         assert i.counters["cpu_s"] > 0 and i.memory  # telemetry came back
+        assert i.counters["minor_faults"] >= 0 and i.counters["voluntary_switches"] >= 0
     if mode == "poisson":  # about 100/s offered for one second
         assert 40 < sum(i.count for i in run.instances) < 200
     assert not workers_alive()
@@ -169,6 +170,9 @@ def test_infer_compares_layouts(tiny_model, topo):
     assert lo <= a["throughput"]["per_s"] * 1.5 and hi >= lo
     assert a["latency"]["p50"]["ci"][0] <= a["latency"]["p50"]["ms"] <= a["latency"]["p50"]["ci"][1]
     assert len(b["instances"]) == 2 * len(layouts[1].instances)  # two rounds
+    per = b["instances"][0]["per_inference"]
+    assert per["cpu_s"] > 0 and "minor_faults" in per and "involuntary_switches" in per
+    assert 0 < b["instances"][0]["cpu_utilisation"] <= 1.5
     sw = analyse_sweep({"layouts": [a, b]})
     assert sw["best_throughput"] in ("naive", "cores-per-instance=1")
 

@@ -56,6 +56,13 @@ def _throughput_samples(run) -> np.ndarray:
     return np.concatenate([r.throughput_bins() for r in rounds]) if rounds else np.array([])
 
 
+def _per_inference(i: driver.InstanceRun) -> dict:
+    """CPU time, page faults, context switches and migrations per inference."""
+    if not i.count:
+        return {}
+    return {k: (v / i.count if v is not None else None) for k, v in i.counters.items()}
+
+
 def summarize_run(run: driver.LayoutRun, topo: Topology, base: dict | None = None) -> dict:
     rounds = getattr(run, "rounds", [run])
     thr = float(np.mean([r.throughput for r in rounds])) if rounds else 0.0
@@ -76,6 +83,9 @@ def summarize_run(run: driver.LayoutRun, topo: Topology, base: dict | None = Non
                        "throughput": i.throughput, "partial": i.partial,
                        "p50_ms": float(np.median(i.latency_ns)) / 1e6 if i.count else None,
                        "memory_bytes_per_node": i.memory, "counters": i.counters,
+                       "per_inference": _per_inference(i),
+                       "cpu_utilisation": i.counters["cpu_s"] / (i.window_ns / 1e9)
+                       if i.window_ns else None,
                        "threads": i.threads} for i in run.instances],
         "telemetry": run.machine,
         "noise": run.noise.to_dict() if run.noise else None,
