@@ -1,7 +1,7 @@
 /* Memory bandwidth kernels (read, write, copy, triad; regular and non-temporal stores) in
  * three widths: the baseline build, AVX2 and AVX-512. The wide ones are compiled for their
  * target with function attributes and chosen at run time from CPUID, so the library runs on
- * any x86-64 (no -march=native). */
+ * any x86-64: the build itself targets only the baseline ISA. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
