@@ -133,6 +133,12 @@ def test_detect_levels_on_known_curves():
     spiked[1] = (16, 25.0)
     assert [lv.name for lv in detect_levels([(s * KiB, ns) for s, ns in spiked])] == \
         ["L1", "L2", "L3", "DRAM"]
+    # A burst over two sizes that falls back is noise too.
+    burst = [(s, ns) for s, ns in curve]
+    burst[1:3] = [(16, 3.3), (32, 3.4)]
+    burst.insert(3, (48, 1.1))
+    assert [lv.name for lv in detect_levels([(s * KiB, ns) for s, ns in burst])] == \
+        ["L1", "L2", "L3", "DRAM"]
     # A flat curve is one level.
     assert [lv.name for lv in detect_levels([(s, 2.0) for s in (4096, 8192, 16384)])] == ["L1"]
     assert sweep_sizes(4096, 65536, 2) == [4096, 5760, 8192, 11584, 16384, 23168, 32768, 46336, 65536]

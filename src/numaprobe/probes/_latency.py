@@ -281,6 +281,11 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
         cur = sorted(x for _, x in plateaus[-1])
         if ns > step * cur[len(cur) // 2]:
             plateaus.append([(s, ns)])
+        elif len(plateaus) > 1 and ns * step < cur[len(cur) // 2]:
+            # Latency fell back a whole step: the "plateau" was a burst of noise over a few
+            # sizes (latency never falls as the working set grows). Drop it.
+            plateaus.pop()
+            plateaus[-1].append((s, ns))
         else:
             plateaus[-1].append((s, ns))
     merged = []
