@@ -23,7 +23,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from . import _core
-from .topology import Topology, format_list, read as read_topology
+from .topology import Topology, format_list, human_bytes, read as read_topology
 
 __all__ = [
     "pin", "pinned", "membind", "bound", "alloc", "Memory", "Pages", "where", "migrate",
@@ -232,7 +232,7 @@ class Pages:
     def __str__(self) -> str:
         nodes = ", ".join(f"node {n} {100 * self.fraction(n):.0f}%"
                           for n in sorted(self.per_node)) or "none present"
-        s = f"{self.present + self.not_present} pages of {_human(self.page_size)}: {nodes}"
+        s = f"{self.present + self.not_present} pages of {human_bytes(self.page_size)}: {nodes}"
         if self.not_present:
             s += f"; {self.not_present} not present"
         if self.page_size < _2M:
@@ -270,7 +270,7 @@ class Memory(_core.Region):
         self.close()
 
     def __repr__(self):
-        state = "closed" if self.closed else f"{_human(self.nbytes)} at {self.address:#x}"
+        state = "closed" if self.closed else f"{human_bytes(self.nbytes)} at {self.address:#x}"
         return f"<numaprobe.Memory {state} {self.policy} {format_list(self.nodes)} page={self.page}>"
 
 
@@ -324,8 +324,8 @@ def _check_free(nbytes: int, nodes, topo: Topology) -> None:
         free = topo.free_bytes(n)
         if share > free:
             raise MemoryError(
-                f"node {n} has {_human(free)} available, asked for {_human(nbytes)}"
-                + (f" ({_human(int(share))} on each of {len(nodes)} nodes)" if len(nodes) > 1 else ""))
+                f"node {n} has {human_bytes(free)} available, asked for {human_bytes(nbytes)}"
+                + (f" ({human_bytes(int(share))} on each of {len(nodes)} nodes)" if len(nodes) > 1 else ""))
 
 
 def _thp_modes(topo: Topology) -> bool:
@@ -448,11 +448,3 @@ def _verify_moved(pages: Pages, node: int) -> Pages:
         raise OSError(errno.EBUSY, f"{stayed} of {pages.present} pages could not be moved to "
                       f"node {node} (now: {pages})")
     return pages
-
-
-def _human(n: float) -> str:
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= div:
-            v = n / div
-            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
-    return f"{int(n)} B"

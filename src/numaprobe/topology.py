@@ -21,7 +21,7 @@ from pathlib import Path
 
 __all__ = [
     "Topology", "Cpu", "Cache", "Node", "Allowed", "Settings",
-    "read", "capture", "parse_list", "format_list",
+    "read", "capture", "parse_list", "format_list", "human_bytes",
 ]
 
 
@@ -283,7 +283,7 @@ class Topology:
                      + (" [virtual machine]" if s.virtualized else ""))
         for n in self.nodes:
             cpus = format_list(n.cpus) if n.cpus else "none (memory only)"
-            hp = ", ".join(f"{_size(k)} pages {v['free']}/{v['total']} free"
+            hp = ", ".join(f"{human_bytes(k)} pages {v['free']}/{v['total']} free"
                            for k, v in sorted(n.hugepages.items()) if v["total"])
             lines.append(f"  node {n.id}: CPUs {cpus}; memory {_gib(n.memory_total)} "
                          f"({_gib(n.memory_free)} free)" + (f"; {hp}" if hp else ""))
@@ -302,7 +302,7 @@ class Topology:
                 continue
             seen.add(key)
             count = sum(1 for x in self.caches if (x.level, x.type) == key)
-            lines.append(f"  L{c.level} {c.type.lower()}: {_size(c.size)} x {count}, "
+            lines.append(f"  L{c.level} {c.type.lower()}: {human_bytes(c.size)} x {count}, "
                          f"shared by {len(c.cpus)} CPU(s)")
         a = self.allowed
         lines.append(f"  allowed: CPUs {format_list(a.cpus)}, memory nodes {format_list(a.mems)}"
@@ -317,11 +317,13 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def _size(n: int) -> str:
+def human_bytes(n: float) -> str:
+    """Bytes as numaprobe writes them: 4 KiB, 1.5 MiB, 2 GiB."""
     for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= div and n % div == 0:
-            return f"{n // div} {unit}"
-    return f"{n} B"
+        if n >= div:
+            v = n / div
+            return f"{v:.0f} {unit}" if abs(v - round(v)) < 0.05 else f"{v:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 # ------------------------------------------------------------------------------ the reader

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .. import _core, clock, placement
 from ..stats import Summary, summarize
-from ..topology import Topology
+from ..topology import Topology, human_bytes
 from . import _common as C
 
 MIN_LOADS = 1 << 20  # >= 10^6 loads a sample
@@ -184,21 +184,13 @@ class Sweep:
         lines = [f"latency vs working set (CPU {self.cpu}, memory node {self.mem_node}, "
                  f"{self.chain} chain)"]
         for s, ns in self.points:
-            lines.append(f"  {_size(s):>10}  {ns.median:8.2f} ns")
+            lines.append(f"  {human_bytes(s):>10}  {ns.median:8.2f} ns")
         lines.append("levels found (effective size vs what the topology reports):")
         for lv in self.levels:
-            eff = _size(lv.effective_size) if lv.effective_size else "-"
-            rep = _size(lv.reported_size) if lv.reported_size else "-"
+            eff = human_bytes(lv.effective_size) if lv.effective_size else "-"
+            rep = human_bytes(lv.reported_size) if lv.reported_size else "-"
             lines.append(f"  {lv.name:<5} {lv.ns:8.2f} ns   effective {eff:>10}   reported {rep:>10}")
         return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= div:
-            v = n / div
-            return f"{v:.0f} {unit}" if abs(v - round(v)) < 0.05 else f"{v:.1f} {unit}"
-    return f"{n} B"
 
 
 def sweep_sizes(lo: int, hi: int, per_octave: int = 4) -> list[int]:
@@ -243,7 +235,7 @@ def latency_sweep(cpu_node: int | None = None, mem_node: int | None = None, *,
                 _core.chase_build(mem.address, s, C.LINE, min(group, s) if group else 0, s)
                 ns = _chase(cpu, mem, loads, samples)
                 points.append((s, summarize(ns, "ns")))
-                bar.step(f"{_size(s)}: {points[-1][1].median:.1f} ns")
+                bar.step(f"{human_bytes(s)}: {points[-1][1].median:.1f} ns")
     finally:
         bar.close()
     return Sweep(cpu=cpu, mem_node=mn, chain=chain, points=tuple(points),

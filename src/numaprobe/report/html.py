@@ -13,9 +13,8 @@ import re
 from pathlib import Path
 
 from .. import __version__
-from ..topology import format_list
+from ..topology import format_list, human_bytes
 from . import plots
-from .plots import size_text
 
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;
@@ -232,12 +231,12 @@ def _c2c(r: dict) -> str:
 def _latency_sweep(r: dict) -> str:
     levels = _table(["level", "latency ns", "effective size", "reported size"],
                     [[lv["name"], f"{lv['ns']:.2f}",
-                      size_text(lv["effective_size"]) if lv.get("effective_size") else "-",
-                      size_text(lv["reported_size"]) if lv.get("reported_size") else "-"]
+                      human_bytes(lv["effective_size"]) if lv.get("effective_size") else "-",
+                      human_bytes(lv["reported_size"]) if lv.get("reported_size") else "-"]
                      for lv in r.get("levels") or []],
                     caption="levels found (effective size vs what the topology reports)")
     points = _table(["size", "median ns", "min", "max", "CV"],
-                    [[size_text(p["size"]), f"{p['ns']['median']:.2f}", f"{p['ns']['min']:.2f}",
+                    [[human_bytes(p["size"]), f"{p['ns']['median']:.2f}", f"{p['ns']['min']:.2f}",
                       f"{p['ns']['max']:.2f}", _pct(p["ns"]["cv"])] for p in r.get("points") or []])
     return (f"<p>CPU {e(r.get('cpu'))}, memory node {e(r.get('mem_node'))}, "
             f"{e(r.get('chain'))} chain</p>{levels}\n<details><summary>all "
@@ -295,7 +294,7 @@ def _topology(r: dict) -> str:
         key = (c["level"], c["type"], c["size"])
         caches[key] = caches.get(key, 0) + 1
     ctab = _table(["level", "type", "size", "instances"],
-                  [[f"L{lv}", t, size_text(s), str(k)] for (lv, t, s), k in sorted(caches.items())],
+                  [[f"L{lv}", t, human_bytes(s), str(k)] for (lv, t, s), k in sorted(caches.items())],
                   caption="caches", numeric=(2, 3))
     s, a = r.get("settings") or {}, r.get("allowed") or {}
     kv = _kv([("allowed CPUs", format_list(a.get("cpus", []))),

@@ -10,7 +10,7 @@ import io
 import math
 from pathlib import Path
 
-from ..topology import format_list
+from ..topology import format_list, human_bytes
 
 MISSING = "plots need matplotlib: pip install 'numaprobe[plot]'"
 DPI = 100
@@ -32,15 +32,6 @@ def _mpl():
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def size_text(n: int) -> str:
-    """Bytes as the CLI writes them: 4 KiB, 1.5 MiB."""
-    for unit, div in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= div:
-            v = n / div
-            return f"{v:.0f} {unit}" if abs(v - round(v)) < 0.05 else f"{v:.1f} {unit}"
-    return f"{n} B"
-
 
 def machine_line(doc: dict) -> str:
     m = doc.get("machine") or {}
@@ -200,7 +191,7 @@ def _pow2_ticks(ax, lo: float, hi: float) -> None:
     k0, k1 = math.floor(math.log2(lo)), math.ceil(math.log2(hi))
     step = 1 if k1 - k0 <= 12 else 2
     ks = [k for k in range(k0, k1 + 1) if k % step == 0]
-    ax.set_xticks([2.0 ** k for k in ks], [size_text(2 ** k) for k in ks])
+    ax.set_xticks([2.0 ** k for k in ks], [human_bytes(2 ** k) for k in ks])
     from matplotlib.ticker import NullLocator
     ax.xaxis.set_minor_locator(NullLocator())
 
@@ -244,7 +235,7 @@ def _latency_sweep(doc, r):
         if lv.get("effective_size"):
             ax.axvline(lv["effective_size"], color=col, linewidth=1.2,
                        label="effective size (where latency rises)" if k == 0 else None)
-            ax.annotate(f"{lv['name']} {size_text(lv['effective_size'])}",
+            ax.annotate(f"{lv['name']} {human_bytes(lv['effective_size'])}",
                         (lv["effective_size"], 0.02), xycoords=("data", "axes fraction"),
                         rotation=90, ha="right", va="bottom", fontsize=8, color=col,
                         xytext=(-2, 0), textcoords="offset points")
@@ -256,12 +247,12 @@ def _latency_sweep(doc, r):
                            label="size the topology reports" if not any(
                                h.get_label() == "size the topology reports"
                                for h in ax.get_lines()) else None)
-                ax.annotate(f"{lv['name']} reported {size_text(rep)}", (rep, 0.98),
+                ax.annotate(f"{lv['name']} reported {human_bytes(rep)}", (rep, 0.98),
                             xycoords=("data", "axes fraction"), rotation=90, ha="right",
                             va="top", fontsize=8, color=col, xytext=(-2, 0),
                             textcoords="offset points")
             else:
-                outside.append(f"{lv['name']} reported {size_text(rep)}")
+                outside.append(f"{lv['name']} reported {human_bytes(rep)}")
     _pow2_ticks(ax, lo_x, hi_x)
     ax.set_xlim(lo_x / 1.15, hi_x * 1.15)
     ax.set_xlabel("working-set size (bytes in the chain, log scale)")
