@@ -54,14 +54,21 @@ def llc_bytes(topo: Topology) -> int:
     return max((c.size for c in topo.caches if c.type != "Instruction"), default=32 << 20)
 
 
+CHAINS = ("tlb-local", "random")
+
+
+def check_chain(chain: str) -> str:
+    if chain not in CHAINS:
+        raise ValueError(f"unknown chain {chain!r}; chains: {', '.join(CHAINS)}")
+    return chain
+
+
 def chain_group(pages: placement.Pages, chain: str) -> int:
     """Bytes per TLB-local group, sized to stay within the first-level data TLB's reach (64
     entries on current x86 and Arm cores): 32 huge pages (64 MiB) when the memory got 2 MiB
     pages, else 64 base pages (256 KiB); 0 for a fully random chain."""
-    if chain == "random":
+    if check_chain(chain) == "random":
         return 0
-    if chain != "tlb-local":
-        raise ValueError(f"unknown chain {chain!r}; chains: tlb-local, random")
     huge = pages.huge_fraction > 0.5 or pages.page_size >= 2 << 20
     return 32 * (2 << 20) if huge else 64 * 4096
 

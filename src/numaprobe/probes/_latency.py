@@ -56,7 +56,7 @@ def latency(cpu_node: int, mem_node: int, *, size: int | None = None, page: str 
     (mn,) = C.mem_nodes(topo, [mem_node])
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
     samples, loads = _check_counts(samples, loads)
-    C.chain_group(placement.Pages(1, 4096, {}, 0, 0), chain)  # an unknown chain fails here
+    C.check_chain(chain)
     cpu = C.node_cpu(topo, cn)
     with placement.alloc(size, node=mn, page=page, topology=topo) as mem:
         pages = C.build_chain(mem, chain)
@@ -134,7 +134,7 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
     cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
     samples, loads = _check_counts(samples, loads)
-    C.chain_group(placement.Pages(1, 4096, {}, 0, 0), chain)  # an unknown chain fails here
+    C.check_chain(chain)
     bar = C.Progress(len(cns) * len(mns), "latency", progress)
     cells = {}
     try:
@@ -221,6 +221,7 @@ def latency_sweep(cpu_node: int | None = None, mem_node: int | None = None, *,
     if hi < lo:
         raise ValueError(f"largest size {hi} is below the smallest {lo}")
     samples, loads = _check_counts(samples, loads)
+    C.check_chain(chain)
     cpu = C.node_cpu(topo, cn)
     sizes = sweep_sizes(lo, hi, per_octave)
     bar = C.Progress(len(sizes), "latency sweep", progress)

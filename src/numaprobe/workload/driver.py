@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import placement, stats
 from ..noise import Noise
-from ..topology import Topology, parse_list
+from ..topology import Topology, format_list, parse_list
 from . import telemetry
 from .layout import Layout
 
@@ -157,10 +157,9 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
             log = tempfile.TemporaryFile(mode="w+")
             logs.append(log)
             procs.append(_spawn(cfg, log, topology))
-            procs[-1].np_cpus = cfg["instance"]["cpus"]
             sel.register(procs[-1].stdout, selectors.EVENT_READ, k)
-        _collect(sel, procs, logs, "ready", time.monotonic() + READY_TIMEOUT_S, failures,
-                 progress, f"{layout.name}: starting {n} worker(s)")
+        _collect(sel, procs, logs, layout, "ready", time.monotonic() + READY_TIMEOUT_S,
+                 failures, progress, f"{layout.name}: starting {n} worker(s)")
         if failures:
             raise WorkerFailed(failures[0])
         machine0, t0 = telemetry.Machine.now(), time.monotonic()
@@ -171,8 +170,8 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
             p.stdin.write(json.dumps({"start_ns": s, "end_ns": s + span}) + "\n")
             p.stdin.flush()
         total = duration * (n if mode == "single" else 1)
-        results = _collect(sel, procs, logs, "result", time.monotonic() + total + 120, failures,
-                           progress, f"{layout.name}: measuring {total:.0f} s", total)
+        results = _collect(sel, procs, logs, layout, "result", time.monotonic() + total + 120,
+                           failures, progress, f"{layout.name}: measuring {total:.0f} s", total)
         if failures:  # stop the others; what they measured comes back marked partial
             raise WorkerFailed(failures[0])
         seconds = time.monotonic() - t0
@@ -195,7 +194,8 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
     return _assemble(layout, mode, duration, results, machine, noise, failures)
 
 
-def _collect(sel, procs, logs, event, deadline, failures, progress, what, expected_s=None):
+def _collect(sel, procs, logs, layout, event, deadline, failures, progress, what,
+             expected_s=None):
     """Reads one `event` line from every worker; records failures (which stop the wait)."""
     got: dict[int, dict] = {}
     t0 = time.monotonic()
@@ -214,7 +214,8 @@ def _collect(sel, procs, logs, event, deadline, failures, progress, what, expect
             if not line:
                 sel.unregister(procs[k].stdout)
                 procs[k].wait(timeout=5) if procs[k].poll() is None else None
-                failures.append(f"worker {k} (CPUs {procs_cpus(procs, k)}) {_describe_exit(procs[k])}"
+                cpus = format_list(layout.instances[k].cpus)
+                failures.append(f"worker {k} (CPUs {cpus}) {_describe_exit(procs[k])}"
                                 + _last_words(logs[k]))
                 continue
             msg = json.loads(line)
@@ -227,10 +228,6 @@ def _collect(sel, procs, logs, event, deadline, failures, progress, what, expect
         if procs[k].poll() is None and event == "ready":
             sel.register(procs[k].stdout, selectors.EVENT_READ, k)
     return got
-
-
-def procs_cpus(procs, k) -> str:
-    return getattr(procs[k], "np_cpus", "?")
 
 
 def _last_words(log) -> str:
