@@ -207,3 +207,50 @@ def test_failed_bind_leaves_nothing_mapped():
     with pytest.raises(OSError, match=r"\(mbind\)"):
         numaprobe.alloc(MiB, node=1, topology=two)
     assert mappings() == before
+
+
+def _deny_numa_syscalls():
+    """Makes mbind, set/get_mempolicy and move_pages fail with ENOSYS in this process, as a
+    kernel built without NUMA does: a seccomp filter (x86-64 numbers), kept across exec."""
+    import ctypes
+    import struct
+    ld_abs, jeq, ret = 0x20, 0x15, 0x06
+    allow, enosys = 0x7FFF0000, 0x00050000 | 38
+    numa = (237, 238, 239, 279)
+    prog = [(ld_abs, 0, 0, 4), (jeq, 1, 0, 0xC000003E), (ret, 0, 0, allow), (ld_abs, 0, 0, 0)]
+    prog += [(jeq, len(numa) - i, 0, nr) for i, nr in enumerate(numa)]
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, enosys)]
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *ins) for ins in prog))
+
+    class Fprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fprog = Fprog(len(prog), ctypes.addressof(code))
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the filter uses x86-64 numbers")
+def test_kernel_without_numa_is_one_node():
+    """Placement on a kernel without NUMA: node 0 is all there is, so binding to it works and
+    resident pages are reported there; asking for node 1 is still refused."""
+    script = (
+        "import numaprobe\n"
+        "from numaprobe import placement\n"
+        "m = placement.alloc(4 << 20, node=0, page='4k')\n"
+        "p = m.pages(); m.close()\n"
+        "with placement.bound(cpus=[0], nodes=[0]):\n"
+        "    print(placement.current_policy())\n"
+        "print(p.per_node, p.not_present)\n"
+        "try:\n"
+        "    placement.alloc(1 << 20, node=1)\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         preexec_fn=_deny_numa_syscalls, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "('default', ())"       # the policy such a kernel has
+    assert lines[1] == "{0: 1024} 0"
+    assert lines[2].startswith("refused:") and "node 1" in lines[2]

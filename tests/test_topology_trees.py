@@ -192,6 +192,21 @@ def test_cgroup_limited():
     assert any("2-3" in w and "cgroup /kubepods/pod1/ctr" in w for w in warnings)
 
 
+def test_kernel_without_numa(tmp_path):
+    """A kernel built without NUMA (micro-VMs) has no node directory: one node 0 holding every
+    CPU and the machine's memory, and a warning that says so."""
+    import shutil
+    tree = tmp_path / "no-numa"
+    shutil.copytree(DATA / "this-vm", tree)
+    shutil.rmtree(tree / "sys/devices/system/node")
+    t = topology.read(tree)
+    assert t.numa is False and t.node_ids == (0,)
+    assert t.cpus_of(0) == t.online_cpus == (0, 1)
+    assert t.node(0).memory_total == 24684084 * 1024 and t.free_bytes(0) == 23933416 * 1024
+    assert t.usable_mems == (0,) and t.node_of(1) == 0
+    assert any("no NUMA nodes" in w for w in t.warnings())
+
+
 # ------------------------------------------------------------------------------ capture, CLI
 
 @pytest.mark.parametrize("name", SHAPES)

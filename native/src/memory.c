@@ -32,6 +32,21 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
+/* A kernel built without NUMA (CONFIG_NUMA=n, common in micro-VMs such as Firecracker's)
+ * answers ENOSYS to mbind, set/get_mempolicy and move_pages. Such a machine has exactly one
+ * node, 0, and what the calls would establish holds by construction: a policy naming only
+ * node 0 (or none) is what the kernel does anyway, and a page is on node 0 exactly when it is
+ * resident, which mincore tells. Anything that names another node stays -ENOSYS. */
+static int only_node0(const unsigned long *nodemask, unsigned long maxnode)
+{
+    if (nodemask == NULL)
+        return 1;
+    for (unsigned long w = 0; w * 64 < maxnode; w++)
+        if (nodemask[w] & (w == 0 ? ~1ul : ~0ul))
+            return 0;
+    return 1;
+}
+
 int np_mem_map(np_region *r, size_t nbytes, int backing)
 {
     if (r == NULL || nbytes == 0)
@@ -114,7 +129,7 @@ int np_mem_bind(void *addr, size_t len, int policy, const unsigned long *nodemas
         kflags |= NP_MPOL_MF_MOVE;
     /* The kernel reads maxnode - 1 bits (a historic off-by-one that libnuma also pads for). */
     if (syscall(SYS_mbind, addr, len, policy, nodemask, nodemask ? maxnode + 1 : 0, kflags) != 0)
-        return -errno;
+        return errno == ENOSYS && only_node0(nodemask, maxnode) ? 0 : -errno;
     return 0;
 }
 
@@ -132,6 +147,23 @@ int np_mem_touch(void *addr, size_t len, size_t page_size)
  * a huge temporary array. */
 #define NP_CHUNK 4096
 
+/* The kernel-without-NUMA answer to move_pages: 0 (node 0) for a resident page, -ENOENT for
+ * one never touched, as move_pages itself reports them. */
+static int resident_on_node0(void *const *pages, size_t n, int *out)
+{
+    size_t base = base_page();
+    for (size_t i = 0; i < n; i++) {
+        unsigned char in_core = 0;
+        if (mincore(pages[i], base, &in_core) == 0)
+            out[i] = (in_core & 1) ? 0 : -ENOENT;
+        else if (errno == ENOMEM) /* not mapped: move_pages says -EFAULT */
+            out[i] = -EFAULT;
+        else
+            return -errno;
+    }
+    return 0;
+}
+
 static int move_pages_chunked(void *addr, size_t npages, size_t page_size, int node, int *out)
 {
     void *pages[NP_CHUNK];
@@ -144,8 +176,12 @@ static int move_pages_chunked(void *addr, size_t npages, size_t page_size, int n
         }
         long r = syscall(SYS_move_pages, 0, (unsigned long)n, pages, node < 0 ? NULL : nodes,
                          out + done, node < 0 ? 0 : NP_MPOL_MF_MOVE);
+        if (r < 0 && errno == ENOSYS && node <= 0)
+            r = resident_on_node0(pages, n, out + done);
+        else if (r < 0)
+            r = -errno;
         if (r < 0)
-            return -errno;
+            return (int)r;
         done += n;
     }
     return 0;
@@ -167,14 +203,19 @@ int np_mem_migrate(void *addr, size_t npages, size_t page_size, int node, int *s
 
 int np_mempolicy_get(int *policy, unsigned long *nodemask, unsigned long maxnode)
 {
-    if (syscall(SYS_get_mempolicy, policy, nodemask, nodemask ? maxnode + 1 : 0, NULL, 0) != 0)
-        return -errno;
+    if (syscall(SYS_get_mempolicy, policy, nodemask, nodemask ? maxnode + 1 : 0, NULL, 0) != 0) {
+        if (errno != ENOSYS || policy == NULL)
+            return -errno;
+        *policy = 0; /* MPOL_DEFAULT, with an empty mask: the only policy such a kernel has */
+        for (unsigned long w = 0; nodemask && w * 64 < maxnode; w++)
+            nodemask[w] = 0;
+    }
     return 0;
 }
 
 int np_mempolicy_set(int policy, const unsigned long *nodemask, unsigned long maxnode)
 {
     if (syscall(SYS_set_mempolicy, policy, nodemask, nodemask ? maxnode + 1 : 0) != 0)
-        return -errno;
+        return errno == ENOSYS && only_node0(nodemask, maxnode) ? 0 : -errno;
     return 0;
 }

@@ -4,9 +4,16 @@
  * any failure. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "numaprobe/numaprobe.h"
@@ -103,6 +110,80 @@ static void test_mempolicy(void)
     CHECK(np_mempolicy_set(NP_POLICY_BIND, node_mask, MAXNODE) == -EINVAL);
     CHECK(np_mempolicy_set(policy, policy == NP_POLICY_DEFAULT ? NULL : saved, MAXNODE) == 0);
     CHECK(np_mempolicy_get(&now, got, MAXNODE) == 0 && now == policy);
+}
+
+/* Makes the NUMA system calls fail with ENOSYS in this process, as a kernel built without NUMA
+ * does (seccomp; no privilege needed after PR_SET_NO_NEW_PRIVS). 0 or -errno. */
+static int deny_numa_syscalls(void)
+{
+#if defined(__x86_64__)
+    const unsigned arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    const unsigned arch = AUDIT_ARCH_AARCH64;
+#else
+    return -EOPNOTSUPP;
+#endif
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_mbind, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_set_mempolicy, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_get_mempolicy, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_move_pages, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return -errno;
+    return 0;
+}
+
+/* A kernel without NUMA has one node: binding to node 0 holds, resident pages are on node 0,
+ * and naming any other node is still an error. Runs in a child, whose filter dies with it. */
+static void test_kernel_without_numa(void)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int rc = deny_numa_syscalls();
+        if (rc == -EOPNOTSUPP)
+            _exit(77);
+        CHECK(rc == 0);
+        unsigned long probe = 1;
+        CHECK(syscall(SYS_set_mempolicy, NP_POLICY_BIND, &probe, 65) == -1 && errno == ENOSYS);
+        np_region r;
+        CHECK(np_mem_map(&r, (size_t)4 << 20, NP_BACKING_4K) == 0);
+        size_t npages = r.length / r.page_size;
+        int nodes[1024];
+        mask_only(0);
+        CHECK(np_mem_bind(r.addr, r.length, NP_POLICY_BIND, node_mask, MAXNODE, 0) == 0);
+        CHECK(np_mem_where(r.addr, npages, r.page_size, nodes) == 0 && nodes[0] == -ENOENT);
+        CHECK(np_mem_touch(r.addr, r.length / 2, r.page_size) == 0);
+        CHECK(np_mem_where(r.addr, npages, r.page_size, nodes) == 0);
+        CHECK(nodes[0] == 0 && nodes[npages / 2 - 1] == 0 && nodes[npages / 2] == -ENOENT);
+        CHECK(np_mem_migrate(r.addr, npages, r.page_size, 0, nodes) == 0 && nodes[0] == 0);
+        CHECK(np_mem_migrate(r.addr, npages, r.page_size, 1, nodes) == -ENOSYS);
+        int policy = -1;
+        unsigned long got[MAXNODE / 64] = {[0] = ~0ul};
+        CHECK(np_mempolicy_get(&policy, got, MAXNODE) == 0 && policy == NP_POLICY_DEFAULT && got[0] == 0);
+        CHECK(np_mempolicy_set(NP_POLICY_BIND, node_mask, MAXNODE) == 0);
+        CHECK(np_mempolicy_set(NP_POLICY_DEFAULT, NULL, MAXNODE) == 0);
+        mask_only(1);
+        CHECK(np_mem_bind(r.addr, r.length, NP_POLICY_BIND, node_mask, MAXNODE, 0) == -ENOSYS);
+        CHECK(np_mempolicy_set(NP_POLICY_INTERLEAVE, node_mask, MAXNODE) == -ENOSYS);
+        CHECK(np_mem_unmap(&r) == 0);
+        fflush(stderr);
+        _exit(failed != 0);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        return; /* no seccomp architecture constant for this CPU */
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_affinity(void)
@@ -278,6 +359,7 @@ int main(void)
     test_map_bind_touch_where(NP_BACKING_THP);
     test_memory_errors();
     test_mempolicy();
+    test_kernel_without_numa();
     test_affinity();
     test_clock();
     test_chase();
