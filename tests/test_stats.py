@@ -32,6 +32,28 @@ def test_bootstrap_interval_covers_the_true_median():
     assert hits >= 34  # a 95 % interval: about 38 of 40, allow for chance
 
 
+@pytest.mark.parametrize("p, truth", [(50, np.log(2)), (99, np.log(100))])
+def test_large_samples_draw_ranks_and_still_cover(p, truth):
+    """Above RESAMPLE_MAX a percentile's interval comes from the order statistic's rank law,
+    not from resamples: it must cover the true exponential quantile as often as a 95 %
+    interval should, and agree with a real resampling bootstrap of the same sample."""
+    rng = np.random.default_rng(3)
+    n = stats.RESAMPLE_MAX * 3
+    hits = 0
+    for trial in range(40):
+        xs = rng.exponential(1.0, n)
+        lo, hi = stats.bootstrap_ci(xs, stats.Percentile(p), boots=400, seed=trial)
+        hits += lo <= truth <= hi
+    assert hits >= 34
+    xs = np.sort(xs)
+    plain = stats.bootstrap_ci(xs, lambda s: stats.percentile(s, p), boots=400, seed=1)
+    drawn = stats.bootstrap_ci(xs, stats.Percentile(p), boots=400, seed=1)
+    width = plain[1] - plain[0]
+    assert abs(drawn[0] - plain[0]) < 0.25 * width and abs(drawn[1] - plain[1]) < 0.25 * width
+    r, lo, hi = stats.ratio_ci(xs, 1.1 * xs, stats.Percentile(p), boots=400)
+    assert r == pytest.approx(1.1) and lo < 1.1 < hi and lo > 1.0
+
+
 def test_ratio_and_verdict():
     rng = np.random.default_rng(2)
     a = rng.normal(100, 5, 500)

@@ -93,14 +93,17 @@ def workers_alive():
 @pytest.mark.parametrize("mode", ["closed", "single", "poisson"])
 def test_modes_measure_and_pin(tiny_model, topo, mode):
     layout = parse_layout("cores-per-instance=1", topo)
-    run = driver.run_layout(tiny_model, layout, mode=mode, duration=1.0, rate=100)
-    assert not run.partial and len(run.instances) == len(layout.instances)
+    n = len(layout.instances)  # one per core: 2 here, 16 or more elsewhere
+    run = driver.run_layout(tiny_model, layout, mode=mode, duration=1.0, rate=100 * n)
+    assert not run.partial and len(run.instances) == n
     for i in run.instances:
         assert i.count > 10 and (i.latency_ns > 0).all()
         assert i.counters["cpu_s"] > 0 and i.memory  # telemetry came back
         assert i.counters["minor_faults"] >= 0 and i.counters["voluntary_switches"] >= 0
-    if mode == "poisson":  # about 100/s offered for one second
-        assert 40 < sum(i.count for i in run.instances) < 200
+        if mode == "closed":  # back to back: its one intra-op thread ran all the time
+            assert 1 <= i.busy_threads <= i.threads
+    if mode == "poisson":  # about 100/s offered to each instance for one second
+        assert 40 * n < sum(i.count for i in run.instances) < 200 * n
     assert not workers_alive()
 
 
@@ -204,3 +207,72 @@ def test_invalid_model_file_and_missing_dim(tmp_path, tiny_model):
     r = subprocess.run([sys.executable, "-m", "numaprobe", "infer", "--model", str(bad)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "not an ONNX model" in r.stderr
+
+
+# ------------------------------------------------------------------------------ diagnoses
+
+def _worker(index, cpus, intra, *, threads, busy, migrations=0, window_s=1.0, count=100):
+    from numaprobe.workload.driver import InstanceRun
+    import numpy as np
+    inst = {"cpus": cpus, "nodes": "0", "policy": "bind", "intra": intra, "spin": True}
+    return InstanceRun(index=index, instance=inst, latency_ns=np.full(count, 1000),
+                       start_offset_ns=np.zeros(count), window_ns=int(window_s * 1e9),
+                       counters={"migrations": migrations, "voluntary_switches": 0,
+                                 "involuntary_switches": 0, "cpu_s": 1.0},
+                       memory={"0": 1 << 20}, threads=threads, partial=False, busy_threads=busy)
+
+
+def _run(instances, mode="closed"):
+    from types import SimpleNamespace
+    return SimpleNamespace(instances=instances, mode=mode, noise=None, machine={})
+
+
+def test_diagnose_judges_each_worker_once_over_rounds():
+    """Two rounds of a 1x2 layout on two CPUs: two busy threads, not four (a merged run holds
+    every worker once per round), and one line per worker."""
+    from numaprobe.workload.diagnose import diagnose
+    t = tree("this-vm")
+    rounds = [_worker(0, "0-1", 2, threads=5, busy=2, migrations=150) for _ in range(2)]
+    assert diagnose(_run(rounds), t) == ["threads of worker 0 migrated 150 times per second "
+                                         "(not pinned: caches are lost on every move)"]
+
+
+def test_diagnose_counts_busy_threads_not_idle_pools():
+    """A BLAS pool that sleeps does not oversubscribe; ONNX Runtime's own pool beyond the mask
+    does, and the document says so."""
+    from numaprobe.workload.diagnose import diagnose
+    t = tree("this-vm")
+    idle_blas = [_worker(0, "0-1", 0, threads=34, busy=2)]
+    assert diagnose(_run(idle_blas), t) == []
+    too_many = [_worker(0, "0-1", 0, threads=34, busy=4)]
+    assert diagnose(_run(too_many), t) == [
+        "worker 0: 4 busy threads on 2 CPU(s): ONNX Runtime sized its own pool, beyond the CPU mask",
+        "4 busy threads on 2 usable CPUs: oversubscribed"]
+    # Documents from before busy_threads existed: ONNX Runtime's thread count stands in.
+    old = [_worker(0, "0", 1, threads=9, busy=None), _worker(1, "1", 2, threads=9, busy=None)]
+    assert diagnose(_run(old), t) == ["worker 1: 2 busy threads on 1 CPU(s)",
+                                      "3 busy threads on 2 usable CPUs: oversubscribed"]
+    assert diagnose(_run(old, mode="single"), t) == ["worker 1: 2 busy threads on 1 CPU(s)"]
+
+
+def test_busy_threads_counts_running_threads_only():
+    import threading
+    from numaprobe.workload import telemetry
+    stop = threading.Event()
+    sleeper = threading.Thread(target=stop.wait)
+    sleeper.start()
+    before, t0 = telemetry.thread_cpu_ns(), time.monotonic_ns()
+
+    def spin():
+        while not stop.is_set():
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    time.sleep(0.3)
+    after, window = telemetry.thread_cpu_ns(), time.monotonic_ns() - t0
+    stop.set()
+    spinner.join()
+    sleeper.join()
+    assert len(after) >= 3   # this thread, the sleeper, the spinner
+    assert telemetry.busy_threads(before, after, window) == 1

@@ -81,8 +81,7 @@ def _stat(name: str):
         return lambda s: float(np.median(s))
     if name == "mean":
         return lambda s: float(np.mean(s))
-    p = float(name[1:])
-    return lambda s: stats.percentile(s, p)
+    return stats.Percentile(float(name[1:]))
 
 
 def compare_figure(a: Figure, b: Figure, min_effect: float = MIN_EFFECT) -> dict:

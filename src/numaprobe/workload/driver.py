@@ -54,8 +54,9 @@ class InstanceRun:
     window_ns: int
     counters: dict
     memory: dict            # node -> bytes resident there
-    threads: int
+    threads: int            # all of the worker's threads at the end
     partial: bool
+    busy_threads: int | None = None   # those that ran >= 10 % of the window
 
     @property
     def count(self) -> int:
@@ -290,7 +291,7 @@ def _assemble(layout, mode, duration, results, machine, noise, failures) -> Layo
             latency_ns=np.asarray(r["latency_ns"], dtype=np.int64),
             start_offset_ns=np.asarray(r["start_offset_ns"], dtype=np.int64),
             window_ns=int(r["window_ns"]), counters=r["counters"], memory=r["memory"],
-            threads=r["threads"], partial=r["partial"]))
+            threads=r["threads"], partial=r["partial"], busy_threads=r.get("busy_threads")))
     return LayoutRun(layout=layout, mode=mode, duration=duration, instances=inst,
                      machine=machine, noise=noise, failures=list(failures))
 
@@ -307,7 +308,7 @@ def latency_summary(lat_ns: np.ndarray, boots: int = 300) -> dict:
         if xs.size == 0:
             out[key] = None
             continue
-        lo, hi = stats.bootstrap_ci(xs, lambda s, p=p: stats.percentile(s, p), boots=boots)
+        lo, hi = stats.bootstrap_ci(xs, stats.Percentile(p), boots=boots)
         out[key] = {"ms": stats.percentile(xs, p), "ci": [lo, hi],
                     "enough_samples": bool(xs.size >= stats.min_samples(p))}
         if xs.size < stats.min_samples(p):

@@ -86,7 +86,8 @@ def summarize_run(run: driver.LayoutRun, topo: Topology, base: dict | None = Non
                        "per_inference": _per_inference(i),
                        "cpu_utilisation": i.counters["cpu_s"] / (i.window_ns / 1e9)
                        if i.window_ns else None,
-                       "threads": i.threads} for i in run.instances],
+                       "threads": i.threads, "busy_threads": i.busy_threads}
+                      for i in run.instances],
         "telemetry": run.machine,
         "noise": run.noise.to_dict() if run.noise else None,
         "diagnoses": diagnose(run, topo),
@@ -108,7 +109,7 @@ def compare(base_doc: dict, doc: dict, run, mode: str) -> dict:
         out["throughput_ratio"] = list(stats.ratio_ci(a, b, lambda s: float(np.mean(s)), boots=300))
     la, lb = base_doc.get("_lat"), run.latencies
     if la is not None and la.size and lb.size:
-        out["p50_ratio"] = list(stats.ratio_ci(la, lb, lambda s: stats.percentile(s, 50), boots=200))
+        out["p50_ratio"] = list(stats.ratio_ci(la, lb, stats.Percentile(50), boots=200))
     if mode == "closed" and "throughput_ratio" in out:
         out["verdict"] = stats.verdict(out["throughput_ratio"][1], out["throughput_ratio"][2], True)
     elif "p50_ratio" in out:

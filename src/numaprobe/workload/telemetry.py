@@ -33,6 +33,31 @@ def process_counters(pid: str = "self") -> dict:
     return out
 
 
+def thread_cpu_ns(pid: str = "self") -> dict[int, int]:
+    """CPU time of each thread so far, in ns: schedstat's first field (exact), else utime +
+    stime from stat (clock ticks)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out[int(tid)] = int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+        except (OSError, ValueError, IndexError):
+            try:
+                f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+                out[int(tid)] = (int(f[11]) + int(f[12])) * 1_000_000_000 // _HZ
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def busy_threads(before: dict[int, int], after: dict[int, int], window_ns: int,
+                 share: float = 0.10) -> int:
+    """Threads that ran for at least ``share`` of the window: the ones that compete for CPUs.
+    Idle pools (a BLAS library's, say) sleep through it and are not counted."""
+    if window_ns <= 0:
+        return 0
+    return sum(1 for tid, ns in after.items() if ns - before.get(tid, 0) >= share * window_ns)
+
+
 def delta(before: dict, after: dict) -> dict:
     return {k: (None if after[k] is None or before[k] is None else after[k] - before[k])
             for k in after}

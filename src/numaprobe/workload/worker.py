@@ -107,7 +107,7 @@ def main() -> int:
     start, end = go["start_ns"], go["end_ns"]
     while time.monotonic_ns() < start and not _stop:
         time.sleep(min(0.001, max(0, (start - time.monotonic_ns()) / 1e9)))
-    before = telemetry.process_counters()
+    before, cpu_before = telemetry.process_counters(), telemetry.thread_cpu_ns()
     lat, arrivals = [], []
     if cfg["mode"] == "poisson":
         import random
@@ -133,13 +133,13 @@ def main() -> int:
             lat.append(t1 - t0)
             arrivals.append(t0 - start)
     stopped = time.monotonic_ns()
-    after = telemetry.process_counters()
+    after, cpu_after = telemetry.process_counters(), telemetry.thread_cpu_ns()
+    window = (max(stopped, end) if cfg["mode"] == "poisson" and not _stop else stopped) - start
     _send({"event": "result", "index": cfg["index"], "partial": _stop,
-           "latency_ns": lat, "start_offset_ns": arrivals,
-           "window_ns": (max(stopped, end) if cfg["mode"] == "poisson" and not _stop
-                         else stopped) - start,
+           "latency_ns": lat, "start_offset_ns": arrivals, "window_ns": window,
            "counters": telemetry.delta(before, after),
-           "memory": telemetry.pages_per_node(), "threads": len(_threads())})
+           "memory": telemetry.pages_per_node(), "threads": len(cpu_after),
+           "busy_threads": telemetry.busy_threads(cpu_before, cpu_after, window)})
     return 0
 
 
