@@ -4,8 +4,10 @@ topology's cache sizes and an independent C pointer chase, in one run.
 Prints:
 - the levels each of several sweeps finds (latency, effective size) next to the sizes the
   topology reports for the sweep's CPU;
-- the spread of DRAM latency over the repeats (CV of each repeat's DRAM plateau, and of all the
-  samples at the largest size) against the goal CV <= 2 %;
+- the spread of DRAM latency over the repeats (CV of each sweep's DRAM level, of all the
+  samples at the largest size, and of the medians of interleaved idle-latency runs next to the
+  reference's over the same rounds) against the goal CV <= 2 %: the reference shows how much
+  of the spread is the machine's own;
 - numaprobe / reference at a DRAM size and an L2 size. The reference is ~40 lines of C written
   here and built with the system cc: mmap, MADV_HUGEPAGE (numaprobe also asks for transparent
   huge pages; both sides print what they got), one random cycle over every 64-byte line
@@ -15,7 +17,7 @@ Prints:
   walks one 2 MiB page (or 256 KiB) at a time, so it can only be as fast or faster.
 Rounds alternate numaprobe and the reference, order flipped every round.
 
-    python bench/latency_levels.py [--repeats 3] [--rounds 3] [--loads 1048576]
+    python bench/latency_levels.py [--repeats 3] [--rounds 5] [--loads 1048576]
 """
 import argparse
 import os
@@ -114,7 +116,7 @@ def run_reference(exe, cpu, size, loads, samples):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3, help="sweeps")
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds against the reference")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds against the reference")
     ap.add_argument("--samples", type=int, default=5, help="samples per point and per reference run")
     ap.add_argument("--loads", type=int, default=1 << 20, help="loads per sample")
     ap.add_argument("--points", action="store_true", help="also print every point of every sweep")
@@ -154,10 +156,10 @@ def main():
     dram = [next((lv.ns for lv in s.levels if lv.name == "DRAM"), None) for s in sweeps]
     dram = [d for d in dram if d is not None]
     if dram:
-        print(f"DRAM plateau over {len(dram)} repeats: {', '.join(f'{d:.2f}' for d in dram)} ns, "
+        print(f"DRAM level over {len(dram)} sweeps: {', '.join(f'{d:.2f}' for d in dram)} ns, "
               f"CV {cv(dram):.2f} %  {goal(cv(dram))}")
     else:
-        print("DRAM plateau: NOT FOUND in any repeat")
+        print("DRAM level: NOT FOUND in any sweep")
     last = [s.points[-1][1] for s in sweeps]
     pooled = [x for p in last for x in p.samples]
     print(f"samples at the largest size ({size_text(sizes[-1])}), {len(pooled)} pooled: median "
@@ -170,6 +172,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         exe, cc = build_reference(tmp)
         res = {(k, who): [] for k, _ in ref_sizes for who in ("random", "tlb-local", "ref")}
+        per_round = {key: [] for key in res}  # each round's median: the spread over repeats
         huge = {}
         for r in range(args.rounds):
             print(f"reference round {r + 1}/{args.rounds}".ljust(40), file=sys.stderr, end="\r")
@@ -179,11 +182,13 @@ def main():
                         ns, huge[(k, "ref")] = noise_ref.measure(
                             lambda: run_reference(exe, cpu, size, args.loads, args.samples))
                         res[(k, "ref")] += ns
+                        per_round[(k, "ref")].append(statistics.median(ns))
                         continue
                     for chain in ("random", "tlb-local"):
                         lr = noise_np.measure(lambda: latency(node, mem, size=size, chain=chain,
                                                               samples=args.samples, loads=args.loads))
                         res[(k, chain)] += lr.ns.samples
+                        per_round[(k, chain)].append(lr.ns.median)
                         huge[(k, "np")] = lr.pages.get("huge_fraction", 0.0)
     print(" " * 40, file=sys.stderr, end="\r")
     print(f"\nreference: {cc}; ./chase SIZE {args.loads} {args.samples}, pinned to CPU {cpu}, "
@@ -197,7 +202,12 @@ def main():
             xs = res[(k, who)]
             ratio = "" if who == "ref" else f"   ratio numaprobe / reference {statistics.median(xs) / ref:.3f}x"
             print(f"  {label:<21} median {statistics.median(xs):8.2f} ns  min {min(xs):8.2f}  "
-                  f"max {max(xs):8.2f}  cv {cv(xs):5.2f} %{ratio}")
+                  f"max {max(xs):8.2f}  cv {cv(xs):5.2f} %  cv over rounds "
+                  f"{cv(per_round[(k, who)]):5.2f} %{ratio}")
+    mine, ref = cv(per_round[("DRAM", "tlb-local")]), cv(per_round[("DRAM", "ref")])
+    print(f"DRAM latency over {args.rounds} interleaved repeats (each the median of its "
+          f"{args.samples} samples): numaprobe CV {mine:.2f} %  {goal(mine)}; the reference on "
+          f"the same machine, same minutes: CV {ref:.2f} %  ({mine / ref if ref else float('nan'):.2f}x)")
     print(f"noise during numaprobe: {noise_np.text()}; during the reference: {noise_ref.text()}")
 
 

@@ -144,6 +144,35 @@ def test_detect_levels_on_known_curves():
     assert sweep_sizes(4096, 65536, 2) == [4096, 5760, 8192, 11584, 16384, 23168, 32768, 46336, 65536]
 
 
+# One sweep of this VM (bench/latency_levels.py, 2026-11-27): L3 hits fade out between 6 and
+# 64 MiB, and two transition sizes (5.9 and 7.1 MiB) sit between L3 and memory.
+VM_SWEEP = [(4096, 1.09), (4864, 1.1), (5760, 1.08), (6848, 1.08), (8192, 1.08), (9728, 1.09),
+            (11584, 1.09), (13760, 1.09), (16384, 1.09), (19456, 1.09), (23168, 1.13),
+            (27520, 1.08), (32768, 1.25), (38912, 3.89), (46336, 3.93), (55104, 4.18),
+            (65536, 3.86), (77888, 3.85), (92672, 3.84), (110208, 3.84), (131072, 3.87),
+            (155840, 3.84), (185344, 3.85), (220352, 3.86), (262144, 3.95), (311680, 4.61),
+            (370688, 4.35), (440832, 4.61), (524288, 4.86), (623424, 5.04), (741504, 5.91),
+            (881792, 7.33), (1048576, 8.87), (1246784, 10.64), (1482688, 11.85),
+            (1763712, 12.37), (2097152, 12.96), (2493504, 13.88), (2965376, 14.28),
+            (3527424, 15.66), (4194304, 16.09), (4988096, 17.55), (5931776, 64.38),
+            (7053760, 53.71), (8388608, 127.13), (9976128, 120.77), (11859392, 123.0),
+            (14103360, 134.07), (16777216, 137.99), (19954432, 142.42), (23729280, 148.25),
+            (28217152, 157.91), (33554432, 156.49), (39898304, 159.35), (47448064, 164.77),
+            (56434368, 164.45), (67108864, 163.19), (79807104, 161.14), (94906624, 161.7),
+            (112826752, 161.23), (134217728, 165.18), (159593280, 166.89), (189792256, 165.49),
+            (225758400, 157.89), (268435456, 160.45)]
+
+
+def test_detect_levels_on_a_real_sweep():
+    """Transitions shorter than an octave make no level of their own, and memory's latency
+    comes from the top octave, not from sizes where the L3 still hits."""
+    levels = detect_levels(VM_SWEEP, [32 << 10, 1 << 20, 32 << 20])
+    assert [lv.name for lv in levels] == ["L1", "L2", "L3", "DRAM"]
+    assert [lv.effective_size for lv in levels[:3]] == [32768, 741504, 4988096]
+    assert levels[3].ns == pytest.approx(165.18)   # median of 128-256 MiB, not of 5.9-256 MiB
+    assert levels[2].ns == pytest.approx(12.96)
+
+
 @pytest.mark.parametrize("call, exc, match", [
     (lambda: probes.latency(0, 9), ValueError, r"node 9 does not exist"),
     (lambda: probes.latency(0, 0, size=64), ValueError, r"at least 128 bytes"),

@@ -252,15 +252,21 @@ def _reported(topo: Topology, cpu: int) -> list[int]:
     return [sizes[k] for k in sorted(sizes)]
 
 
+MIN_LEVEL_SPAN = 2.0  # a cache level covers an octave of working-set sizes or more
+
+
 def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
     """Cache levels from latency over working-set size.
 
     Sizes are walked upwards; a point starts a new plateau when its latency exceeds ``step`` x
     the median of the current plateau (cache levels differ by 2x or more: L1 ~4 cycles, L2
-    ~14, L3 ~40, DRAM hundreds). A plateau of one point is a transition and joins the next.
-    A level's effective size is the largest size whose latency is still below the geometric
-    mean of its plateau and the next one: where half the cost of the next level is paid.
-    The last plateau is memory (DRAM) when there is more than one."""
+    ~14, L3 ~40, DRAM hundreds). A plateau that spans less than an octave of sizes is a
+    transition and joins the next: every real cache level spans more. A level's latency is
+    the median of its plateau; memory's, the median of the plateau's top octave, where the
+    last cache no longer helps (its hits fade out over several sizes). A level's effective
+    size is the largest size whose latency is still below the geometric mean of its plateau
+    and the next one: where half the cost of the next level is paid. The last plateau is
+    memory (DRAM) when there is more than one."""
     meds = [(s, ns.median if hasattr(ns, "median") else float(ns)) for s, ns in points]
     # A lone spike (a preempted sample) is higher than both neighbours by a level's step:
     # it says nothing about the caches.
@@ -283,15 +289,16 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
             plateaus[-1].append((s, ns))
     merged = []
     for k, p in enumerate(plateaus):
-        if merged and len(merged[-1]) == 1 and len(plateaus) > 1:
-            p = merged.pop() + p  # the lone transition point belongs to the next level
+        if merged and merged[-1][-1][0] < MIN_LEVEL_SPAN * merged[-1][0][0]:
+            p = merged.pop() + p  # a transition belongs to the next level
         merged.append(p)
     levels = []
     for k, p in enumerate(merged):
         lat = sorted(x for _, x in p)[len(p) // 2]
         last = k == len(merged) - 1
         if last and k > 0:
-            levels.append(Level("DRAM", lat, None, None))
+            top = sorted(x for s, x in p if s * 2 >= p[-1][0])
+            levels.append(Level("DRAM", top[len(top) // 2], None, None))
             break
         nxt = merged[k + 1] if not last else None
         eff = p[-1][0]
