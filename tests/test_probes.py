@@ -226,3 +226,21 @@ def test_probe_bad_input_cli(args, match):
     r = cli(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert match in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_repeat_pools_runs_and_finds_levels_on_the_pooled_curve():
+    calls = []
+
+    def sweep():
+        calls.append(1)
+        return probes.latency_sweep(0, 0, hi=64 << 10, samples=1, loads=1 << 16)
+
+    merged = probes.repeat(sweep, 3)
+    assert len(calls) == 3
+    assert all(len(ns.runs) == 3 and ns.n == 3 for _, ns in merged.points)
+    from numaprobe.probes._latency import _reported
+    reported = _reported(numaprobe.read_topology(), merged.cpu)
+    assert merged.levels == tuple(detect_levels(merged.points, reported))
+    with pytest.raises(ValueError, match="repeat must be a whole number >= 1"):
+        probes.repeat(sweep, 0)
+    assert len(calls) == 3   # refused before measuring

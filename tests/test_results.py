@@ -124,9 +124,9 @@ def test_compare_known_difference_has_the_right_sign(docs):
 
 def test_compare_same_thing_twice_is_no_significant_change(tmp_path):
     # The same measurement twice, each side made of runs interleaved with the other's
-    # (A B A B ...), one sample per run (its median). Runs differ more than the samples within
-    # one run (seen here: 7-11 % at L1 size between runs, under 1 % within), so the run, not
-    # the sample, is what gets resampled; the interval then covers what a re-run moves.
+    # (A B A B ...). Runs differ more than the samples within one run (seen here: 7-11 % at
+    # L1 size between runs, under 1 % within), so each side keeps its runs' medians, as
+    # --repeat writes them, and compare resamples runs: the interval covers what a re-run moves.
     runs = []
     for k in range(10):
         p = tmp_path / f"run-{k}.json"
@@ -136,12 +136,38 @@ def test_compare_same_thing_twice_is_no_significant_change(tmp_path):
     for name, side in (("a", runs[0::2]), ("b", runs[1::2])):
         doc = copy.deepcopy(side[0])
         cell = doc["result"]["cells"][0]["ns"]
-        cell["samples"] = [r["result"]["cells"][0]["ns"]["median"] for r in side]
-        cell["median"] = sorted(cell["samples"])[len(cell["samples"]) // 2]
+        cell["runs"] = [r["result"]["cells"][0]["ns"]["median"] for r in side]
+        cell["median"] = sorted(cell["runs"])[len(cell["runs"]) // 2]
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
         paths.append(str(tmp_path / f"{name}.json"))
-    r = run_cli("compare", *paths)
-    assert "no significant change" in r.stdout, r.stdout
+    r = run_cli("compare", *paths, "--json")
+    fig = json.loads(r.stdout)["result"]["comparisons"][0]["figures"][0]
+    assert fig["interval_from"] == "runs" and fig["verdict"] == "no significant change", fig
+
+
+def test_repeat_keeps_every_run_and_compare_resamples_them(tmp_path, schema):
+    paths = []
+    for name in ("a", "b"):
+        paths.append(tmp_path / f"{name}.json")
+        run_cli("c2c", "--rounds", "500", "--samples", "2", "--repeat", "3", "-o", str(paths[-1]))
+    doc = json.loads(paths[0].read_text())
+    jsonschema.validate(doc, schema)
+    assert doc["asked"]["options"]["repeat"] == 3
+    for pair in doc["result"]["pairs"]:
+        ns = pair["ns"]
+        assert len(ns["runs"]) == 3 and ns["n"] == 6 and len(ns["samples"]) == 6
+        assert min(ns["samples"]) <= min(ns["runs"]) and max(ns["runs"]) <= max(ns["samples"])
+    out = compare.compare([results.load(p) for p in paths], ["a", "b"])
+    assert {f["interval_from"] for f in out["comparisons"][0]["figures"]} == {"runs"}
+    assert not any("single runs" in w for w in out["warnings"])
+    single = tmp_path / "single.json"
+    run_cli("c2c", "--rounds", "500", "--samples", "2", "-o", str(single))
+    out = compare.compare([results.load(paths[0]), results.load(single)], ["a", "single"])
+    assert {f["interval_from"] for f in out["comparisons"][0]["figures"]} == {"samples"}
+    assert any("single runs" in w and "--repeat 3" in w for w in out["warnings"])
+    r = run_cli("c2c", "--repeat", "0", check=False)
+    assert r.returncode == 2 and r.stderr.strip() == \
+        "numaprobe: repeat must be a whole number >= 1, got 0"
 
 
 def test_compare_infer_and_cli_json(docs, schema):

@@ -72,3 +72,27 @@ def test_summary_warning():
     s = stats.summarize([1.0, 1.0, 2.0], "ns")
     assert s.warning("x") and "CV" in s.warning("x")
     assert stats.summarize([1.0, 1.01], "ns").warning() is None
+
+
+def test_merge_runs_pools_summaries_and_keeps_the_rest():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Cell:
+        cpu: int
+        ns: stats.Summary
+        pages: dict
+        points: tuple
+
+    def cell(xs, huge):
+        return Cell(cpu=1, ns=stats.summarize(xs, "ns"), pages={"huge": huge},
+                    points=((4096, stats.summarize([x / 2 for x in xs], "ns")),))
+
+    merged = stats.merge_runs([cell([10, 11, 12], 1.0), cell([20, 21, 22], 0.5), cell([30], 0.0)])
+    assert merged.cpu == 1 and merged.pages == {"huge": 1.0}       # the first run's metadata
+    assert merged.ns.runs == (11, 21, 30) and merged.ns.n == 7
+    assert merged.ns.samples == (10, 11, 12, 20, 21, 22, 30) and merged.ns.median == 20
+    assert merged.ns.to_dict()["runs"] == [11, 21, 30]
+    size, pooled = merged.points[0]
+    assert size == 4096 and pooled.runs == (5.5, 10.5, 15)
+    assert "runs" not in stats.summarize([1.0], "ns").to_dict()

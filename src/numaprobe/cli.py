@@ -190,9 +190,15 @@ def _bytes(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** power)
 
 
+def _repeated(args, fn):
+    """fn run --repeat times and pooled (probes.repeat)."""
+    from . import probes
+    return lambda: probes.repeat(fn, args.repeat)
+
+
 def _probe(args, kind, fn) -> int:
     """A probe result (with .to_dict(), .table(), .warnings()) measured and emitted."""
-    result, noise = _measured(fn)
+    result, noise = _measured(_repeated(args, fn))
     warnings = (result.warnings() if hasattr(result, "warnings") else []) + _noise_warnings(noise)
     _finish(args, kind, result.to_dict(), result.table(), warnings=warnings,
             noise=noise.to_dict())
@@ -215,8 +221,8 @@ def cmd_bandwidth(args) -> int:
     from . import probes
     cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
     if args.peak:
-        r, noise = _measured(lambda: probes.peak_bandwidth(args.kernel, isa=args.isa,
-                                                           size=args.size, reps=args.reps))
+        r, noise = _measured(_repeated(args, lambda: probes.peak_bandwidth(
+            args.kernel, isa=args.isa, size=args.size, reps=args.reps)))
         text = (f"aggregate {r.kernel} bandwidth, all {len(r.cpus)} usable CPUs on their own "
                 f"nodes ({r.isa}): {r.gbs}")
         w = [x for x in [r.gbs.warning("aggregate bandwidth")] if x] + _noise_warnings(noise)
@@ -224,9 +230,9 @@ def cmd_bandwidth(args) -> int:
         return 0
     if args.threads_sweep:
         node = cn[0] if cn else 0
-        runs, noise = _measured(lambda: probes.threads_sweep(
+        runs, noise = _measured(_repeated(args, lambda: probes.threads_sweep(
             node, mn[0] if mn else node, args.kernel, isa=args.isa, size=args.size,
-            reps=args.reps, progress=_progress(args)))
+            reps=args.reps, progress=_progress(args))))
         text = "\n".join([f"{args.kernel} bandwidth by threads, CPU node {node} ({runs[0].isa})"]
                          + [f"  {len(r.cpus):>3} thread(s)  {r.gbs}" for r in runs])
         _finish(args, "bandwidth-threads", {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
@@ -428,6 +434,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=func, command_name=name)
         return sp
 
+    def repeat_arg(sp):
+        sp.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="run the whole measurement N times and pool them; each figure keeps "
+                        "every run's median, and compare then resamples runs, so its verdict "
+                        "covers the drift between runs (use 3 or more)")
+
     def node_args(sp):
         sp.add_argument("--cpu-nodes", metavar="NODES", help="CPU nodes (default: all with usable CPUs)")
         sp.add_argument("--mem-nodes", metavar="NODES", help="memory nodes (default: all usable, CPU-less ones too)")
@@ -442,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--page", default="auto", choices=("auto", "4k", "2m", "1g"))
     lt.add_argument("--chain", default="tlb-local", choices=("tlb-local", "random"))
     lt.add_argument("--samples", type=int, default=5)
+    repeat_arg(lt)
 
     bw = probe("bandwidth", cmd_bandwidth, "memory bandwidth: CPU node x memory node",
                "Read, write, copy and triad kernels on every usable CPU of a node; GB/s.")
@@ -456,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="1, 2, ... all CPUs of the (first) CPU node: where bandwidth stops rising")
     bw.add_argument("--peak", action="store_true",
                     help="every usable CPU at once, each on its own node: the aggregate")
+    repeat_arg(bw)
 
     ll = probe("loaded-latency", cmd_loaded, "latency while the node's other CPUs read memory",
                "The latency chase on one CPU while the node's other CPUs generate read "
@@ -463,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     node_args(ll)
     ll.add_argument("--size", type=_bytes, help="bytes in the chain")
     ll.add_argument("--samples", type=int, default=2, help="latency samples per delay")
+    repeat_arg(ll)
 
     cc = probe("c2c", cmd_c2c, "core-to-core latency matrix",
                "A cache line passed between two pinned CPUs (compare-and-swap); ns one way.")
@@ -470,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     cc.add_argument("--node", type=int, help="memory node holding the line (default: the first CPU's)")
     cc.add_argument("--rounds", type=int, default=20000)
     cc.add_argument("--samples", type=int, default=5)
+    repeat_arg(cc)
 
     def workload_args(sp):
         sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv) or a "

@@ -2,8 +2,11 @@
 the ratio with a confidence interval and a verdict.
 
 Each later document is compared with the first. A figure is matched by name (e.g. "latency
-node 0 -> node 1", "infer naive p50"); its interval comes from bootstrapping the raw samples
-both documents keep (or the per-tenth throughput of inference runs). The verdict is
+node 0 -> node 1", "infer naive p50"); its interval comes from bootstrapping what both
+documents keep: each run's median where the probe ran with --repeat (3 runs or more on both
+sides), so the interval covers the drift between runs; else the raw samples of the one run,
+which cover only the noise within it (the comparison then says so); the per-tenth throughput
+and the latencies of inference runs, whose layouts ran in interleaved rounds. The verdict is
 "faster" or "slower" only when the interval excludes 1 *and* the change is larger than the
 smallest effect worth reporting (2 % by default): smaller differences are within what a
 re-run moves on an ordinary machine.
@@ -28,10 +31,15 @@ class Figure:
     value: float                   # the statistic shown (median, percentile, mean)
     samples: tuple = ()            # raw samples for the interval, where kept
     stat: str = "median"           # how value comes from the samples: median, mean, pNN
+    runs: tuple = ()               # each run's median (probes run with --repeat)
+
+
+MIN_RUNS = 3  # runs on each side before the interval resamples runs instead of samples
 
 
 def _summary(name, s: dict, higher: bool) -> Figure:
-    return Figure(name, s["unit"], higher, s["median"], tuple(s.get("samples", ())))
+    return Figure(name, s["unit"], higher, s["median"], tuple(s.get("samples", ())),
+                  runs=tuple(s.get("runs", ())))
 
 
 def figures(doc: dict) -> dict[str, Figure]:
@@ -86,9 +94,13 @@ def _stat(name: str):
 
 def compare_figure(a: Figure, b: Figure, min_effect: float = MIN_EFFECT) -> dict:
     ratio = b.value / a.value if a.value else float("nan")
-    lo = hi = None
-    if len(a.samples) >= 2 and len(b.samples) >= 2:
+    lo = hi = basis = None
+    if len(a.runs) >= MIN_RUNS and len(b.runs) >= MIN_RUNS:
+        _, lo, hi = stats.ratio_ci(a.runs, b.runs, stats.Percentile(50), boots=300)
+        basis = "runs"
+    elif len(a.samples) >= 2 and len(b.samples) >= 2:
         _, lo, hi = stats.ratio_ci(a.samples, b.samples, _stat(a.stat), boots=300)
+        basis = "samples"
     if lo is None:
         verdict = "no interval (single values)"
     else:
@@ -99,7 +111,7 @@ def compare_figure(a: Figure, b: Figure, min_effect: float = MIN_EFFECT) -> dict
     return {"figure": a.name, "unit": a.unit, "a": a.value, "b": b.value,
             "change_pct": 100 * (ratio - 1), "ratio": ratio,
             "ci": [lo, hi] if lo is not None else None, "verdict": verdict,
-            "higher_is_better": a.higher_is_better}
+            "higher_is_better": a.higher_is_better, "interval_from": basis}
 
 
 def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT) -> dict:
@@ -123,8 +135,14 @@ def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT) 
         if missing:
             warnings.append(f"{len(missing)} figure(s) appear in one document only: "
                             + ", ".join(missing[:5]) + ("..." if len(missing) > 5 else ""))
-        out.append({"a": names[0], "b": name,
-                    "figures": [compare_figure(fa[k], fb[k], min_effect) for k in common]})
+        figs = [compare_figure(fa[k], fb[k], min_effect) for k in common]
+        if any(f["interval_from"] == "samples" for f in figs) and base["kind"] not in ("infer", "sweep"):
+            warnings.append(
+                f"{name} against {names[0]}: intervals from the samples of single runs cover the "
+                "noise within a run, not the drift between runs, which can be larger (on the VM "
+                "numaprobe is developed on, L1 latency moved 7-11 % between runs); for a verdict "
+                f"that covers it, measure both with --repeat {MIN_RUNS} or more")
+        out.append({"a": names[0], "b": name, "figures": figs})
     return {"kind": base["kind"], "comparisons": out, "min_effect": min_effect,
             "warnings": warnings}
 

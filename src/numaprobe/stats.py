@@ -2,6 +2,7 @@
 the spread is too wide to believe."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Summary:
     n: int
     unit: str
     samples: tuple = ()        # the raw samples, where kept
+    runs: tuple = ()           # each run's median, when the figure pools repeated runs
 
     def warning(self, what: str = "", limit: float = CV_WARN) -> str | None:
         if self.n > 1 and self.cv > limit:
@@ -33,6 +35,8 @@ class Summary:
              "cv": self.cv, "n": self.n, "unit": self.unit}
         if samples and self.samples:
             d["samples"] = list(self.samples)
+        if self.runs:
+            d["runs"] = list(self.runs)
         return d
 
     def __str__(self) -> str:
@@ -53,6 +57,33 @@ def summarize(samples, unit: str, keep: bool = True) -> Summary:
     return Summary(median=statistics.median(xs), min=min(xs), max=max(xs), mean=mean,
                    cv=0.0 if math.isnan(cv) else cv, n=len(xs), unit=unit,
                    samples=tuple(xs) if keep else ())
+
+
+def pool(summaries) -> Summary:
+    """One figure measured in several runs: the samples pooled, each run's median kept in
+    ``runs``, the unit that comparisons resample (drift between runs is then inside the
+    interval, not only the noise within one)."""
+    summaries = list(summaries)
+    samples = [x for s in summaries for x in (s.samples or (s.median,))]
+    return dataclasses.replace(summarize(samples, summaries[0].unit),
+                               runs=tuple(s.median for s in summaries))
+
+
+def merge_runs(results):
+    """Results of the same measurement run several times, as one: every Summary pooled, every
+    other value (CPUs, sizes, page counts) taken from the first run."""
+    first = results[0]
+    if isinstance(first, Summary):
+        return pool(results)
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        return dataclasses.replace(first, **{
+            f.name: merge_runs([getattr(r, f.name) for r in results])
+            for f in dataclasses.fields(first) if f.init})
+    if isinstance(first, dict) and all(r.keys() == first.keys() for r in results):
+        return {k: merge_runs([r[k] for r in results]) for k in first}
+    if isinstance(first, (list, tuple)) and all(len(r) == len(first) for r in results):
+        return type(first)(merge_runs(list(x)) for x in zip(*results))
+    return first
 
 
 # ------------------------------------------------------------------ percentiles and intervals
