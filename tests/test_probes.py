@@ -106,6 +106,20 @@ def test_matrices_cover_every_cell(topo):
     assert peak.cpus == topo.usable_cpus and peak.checksum_ok
 
 
+def test_auto_isa_is_the_fastest_of_a_trial():
+    widths = _core.isa_supported()
+    auto = probes.bandwidth(0, 0, "triad", size=4 * MiB, reps=2)
+    if len(widths) == 1:
+        assert auto.isa == widths[0] and auto.isa_trials is None
+        return
+    assert set(auto.isa_trials) == set(widths) and min(auto.isa_trials.values()) > 0
+    assert auto.isa == max(auto.isa_trials, key=auto.isa_trials.get)
+    assert auto.to_dict()["isa_trials"] == auto.isa_trials and auto.gbs.n == 2
+    asked = probes.bandwidth(0, 0, "triad", isa="scalar", size=4 * MiB, reps=2)
+    assert asked.isa == "scalar" and asked.isa_trials is None
+    assert "isa_trials" not in asked.to_dict()
+
+
 def test_c2c_pairs_and_loaded_curve(topo):
     if len(topo.usable_cpus) < 2:
         pytest.skip("needs two CPUs")

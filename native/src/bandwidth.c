@@ -210,7 +210,7 @@ static int bw_member(np_team *team, int i, void *p)
     int nt = np_team_size(team);
     double *a = g->a[i];
     const double *b = g->b ? g->b[i] : NULL, *c = g->c ? g->c[i] : NULL;
-    double sum = np_bw_pass(g->kernel, g->isa, a, b, c, g->n, 1.0); /* warm-up */
+    double sum = g->skip_warmup ? 0 : np_bw_pass(g->kernel, g->isa, a, b, c, g->n, 1.0);
     for (int r = 0; r < g->reps; r++) {
         np_team_barrier(team);
         g->t0[r * nt + i] = np_clock_start();

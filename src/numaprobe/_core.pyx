@@ -423,10 +423,11 @@ def loaded_run(cpus, size_t chain, uint64_t loads, int samples, bufs=(), size_t 
         free(b)
 
 
-def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5):
-    """Runs a bandwidth kernel on every CPU at once, `reps` times; thread i works on the arrays
-    at addresses a[i], b[i], cc[i] of n doubles. Returns (t0, t1, checksums, ran_on) with
-    t0/t1 as lists of per-repetition lists of per-thread ticks."""
+def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5, bint warmup=True):
+    """Runs a bandwidth kernel on every CPU at once, `reps` times (after one warm-up pass
+    unless warmup=False); thread i works on the arrays at addresses a[i], b[i], cc[i] of n
+    doubles. Returns (t0, t1, checksums, ran_on) with t0/t1 as lists of per-repetition lists
+    of per-thread ticks."""
     cdef int nt = len(cpus)
     if kernel not in BW_KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; kernels: {', '.join(BW_KERNELS)}")
@@ -460,6 +461,7 @@ def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5):
         args.t0 = t0
         args.t1 = t1
         args.checksum = sums
+        args.skip_warmup = not warmup
         with nogil:
             rc = c.np_bw_run(cpu_arr, nt, &args, ran_on)
         check(rc, "bw_run")

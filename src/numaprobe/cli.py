@@ -233,8 +233,8 @@ def cmd_bandwidth(args) -> int:
         runs, noise = _measured(_repeated(args, lambda: probes.threads_sweep(
             node, mn[0] if mn else node, args.kernel, isa=args.isa, size=args.size,
             reps=args.reps, progress=_progress(args))))
-        text = "\n".join([f"{args.kernel} bandwidth by threads, CPU node {node} ({runs[0].isa})"]
-                         + [f"  {len(r.cpus):>3} thread(s)  {r.gbs}" for r in runs])
+        text = "\n".join([f"{args.kernel} bandwidth by threads, CPU node {node}"]
+                         + [f"  {len(r.cpus):>3} thread(s)  {r.gbs}  [{r.isa}]" for r in runs])
         _finish(args, "bandwidth-threads", {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
                 text, warnings=_noise_warnings(noise), noise=noise.to_dict())
         return 0

@@ -99,6 +99,7 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
         uint64_t *t0
         uint64_t *t1
         double *checksum
+        int skip_warmup
     int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on)
 
     # loaded.c

@@ -213,9 +213,10 @@ typedef struct np_bw_args {
     int reps;           /* timed repetitions; each one is a sample                  */
     uint64_t *t0, *t1;  /* [reps * nthreads]: start and end ticks of each thread    */
     double *checksum;   /* [nthreads]: read kernels' sum of the last pass           */
+    int skip_warmup;    /* 1: the arrays are warm already (0, the default: one pass) */
 } np_bw_args;
 /* Runs the kernel on every CPU of `cpus` at once, `reps` times, each repetition started by a
- * barrier; one warm-up pass first (not recorded). */
+ * barrier; one warm-up pass first (not recorded) unless skip_warmup. */
 int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on);
 
 /* ---------------------------------------------------------------- loaded.c */

@@ -191,7 +191,7 @@ def _bandwidth_matrix(r: dict, machine: dict | None = None) -> str:
     cells = {(c["cpu_node"], c["mem_node"]): c for c in r.get("cells", [])}
     if not cells:
         return '<p class="muted">no cells measured</p>'
-    isa = next(iter(cells.values())).get("isa", "?")
+    isa = ", ".join(sorted({c.get("isa", "?") for c in cells.values()}))
     rows = []
     for a in r["cpu_nodes"]:
         c0 = next((c for (x, _), c in cells.items() if x == a), None)

@@ -153,14 +153,14 @@ def _bandwidth_matrix(doc, r):
     cells = {(c["cpu_node"], c["mem_node"]): c for c in r.get("cells", [])}
     if not cells:
         return None
-    any_cell = next(iter(cells.values()))
     rows = []
     for a in r["cpu_nodes"]:
         c = next((c for (x, _), c in cells.items() if x == a), None)
         rows.append(f"node {a}" + (f" ({len(c['cpus'])} threads)" if c else ""))
     values = [[cells[(a, b)]["gbs"]["median"] if (a, b) in cells else None for b in r["mem_nodes"]]
               for a in r["cpu_nodes"]]
-    return _heatmap(doc, f"{r['kernel']} bandwidth, GB/s (median; {any_cell.get('isa', '?')})",
+    return _heatmap(doc, f"{r['kernel']} bandwidth, GB/s (median; "
+                    f"{', '.join(sorted({c.get('isa', '?') for c in r['cells']}))})",
                     rows, [_node_label(doc, b) for b in r["mem_nodes"]], values, unit="GB/s",
                     fmt=".1f", cmap="viridis", xlabel="memory node", ylabel="CPU node",
                     extra="threads = the usable CPUs of the CPU node; brighter = faster")
