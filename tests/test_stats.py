@@ -80,16 +80,19 @@ def test_merge_runs_pools_summaries_and_keeps_the_rest():
     @dataclass(frozen=True)
     class Cell:
         cpu: int
+        isa: str
         ns: stats.Summary
         pages: dict
         points: tuple
 
-    def cell(xs, huge):
-        return Cell(cpu=1, ns=stats.summarize(xs, "ns"), pages={"huge": huge},
+    def cell(xs, huge, isa="avx2"):
+        return Cell(cpu=1, isa=isa, ns=stats.summarize(xs, "ns"), pages={"huge": huge},
                     points=((4096, stats.summarize([x / 2 for x in xs], "ns")),))
 
-    merged = stats.merge_runs([cell([10, 11, 12], 1.0), cell([20, 21, 22], 0.5), cell([30], 0.0)])
+    merged = stats.merge_runs([cell([10, 11, 12], 1.0), cell([20, 21, 22], 0.5, "avx512"),
+                               cell([30], 0.0)])
     assert merged.cpu == 1 and merged.pages == {"huge": 1.0}       # the first run's metadata
+    assert merged.isa == "avx2, avx512"                              # a choice that differed
     assert merged.ns.runs == (11, 21, 30) and merged.ns.n == 7
     assert merged.ns.samples == (10, 11, 12, 20, 21, 22, 30) and merged.ns.median == 20
     assert merged.ns.to_dict()["runs"] == [11, 21, 30]

@@ -70,8 +70,9 @@ def pool(summaries) -> Summary:
 
 
 def merge_runs(results):
-    """Results of the same measurement run several times, as one: every Summary pooled, every
-    other value (CPUs, sizes, page counts) taken from the first run."""
+    """Results of the same measurement run several times, as one: every Summary pooled, a
+    text that differs between runs listed once per value ("avx2, avx512"), every other value
+    (CPUs, sizes, page counts) taken from the first run."""
     first = results[0]
     if isinstance(first, Summary):
         return pool(results)
@@ -83,6 +84,8 @@ def merge_runs(results):
         return {k: merge_runs([r[k] for r in results]) for k in first}
     if isinstance(first, (list, tuple)) and all(len(r) == len(first) for r in results):
         return type(first)(merge_runs(list(x)) for x in zip(*results))
+    if isinstance(first, str):  # a choice that differed between runs (isa="auto") says so
+        return ", ".join(dict.fromkeys(results))
     return first
 
 
