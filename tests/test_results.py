@@ -170,6 +170,18 @@ def test_repeat_keeps_every_run_and_compare_resamples_them(tmp_path, schema):
         "numaprobe: repeat must be a whole number >= 1, got 0"
 
 
+@pytest.mark.parametrize("kind", ["latency", "latency-sweep", "bandwidth-threads",
+                                  "bandwidth-peak", "loaded-latency"])
+def test_every_probe_repeats(kind, tmp_path, schema):
+    """--repeat on every probe kind: a valid document whose figures all keep their runs."""
+    path = tmp_path / "doc.json"
+    run_cli(*COMMANDS[kind], "--repeat", "2", "-o", str(path))
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, schema)
+    figs = compare.figures(doc)
+    assert figs and all(len(f.runs) == 2 for f in figs.values()), kind
+
+
 def test_compare_infer_and_cli_json(docs, schema):
     r = run_cli("compare", str(docs["infer"]), str(docs["infer"]), "--json")
     doc = json.loads(r.stdout)
