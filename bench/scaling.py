@@ -142,7 +142,7 @@ def one_per_core_first(topo, cpus):
     ranked = []
     for c in cpus:
         sib = next((core for core in topo.cores if c in core), (c,))
-        ranked.append((sorted(sib).index(c) if c in sib else 0, c))
+        ranked.append((sorted(sib).index(c), c))
     return [c for _, c in sorted(ranked)]
 
 
@@ -174,7 +174,8 @@ def bandwidth_part(args, topo, node, cpus, tmp, noise_np, noise_ref):
     for r in range(args.rounds):
         for t in counts:
             print(f"bandwidth round {r + 1}/{args.rounds}, {t} threads".ljust(50), file=sys.stderr, end="\r")
-            order = ("np", "ref") if (r + t) % 2 == 0 else ("ref", "np")
+            # numaprobe first in round 1, so the reference always gets the same array size
+            order = ("np", "ref") if r % 2 == 0 else ("ref", "np")
             for who in order:
                 if who == "np":
                     for k in kernels:
