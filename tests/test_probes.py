@@ -64,6 +64,44 @@ def test_bandwidth_kernels_touch_every_byte(kernel, isa, topo):
                 m.close()
 
 
+def test_bandwidth_kernels_are_the_c_table():
+    """One list of kernels: the C core's table; Python's KERNELS and bw_run's names are built
+    from it, with the bytes and streams of each entry."""
+    from numaprobe.probes import _bandwidth
+    table = _core.bw_kernels()
+    assert [k["name"] for k in table] == list(probes.KERNELS) == list(_core.BW_KERNELS)
+    assert [_core.BW_KERNELS[k["name"]] for k in table] == list(range(len(table)))
+    for k in table:
+        kern = probes.KERNELS[k["name"]]
+        assert (kern.reads, kern.writes, kern.nt, kern.doc, kern.streams, kern.bytes) == (
+            k["reads"], k["writes"], k["nt"], k["doc"], k["streams"], k["bytes"])
+        assert kern.program_bytes(64) == 64 * k["bytes"] == 8 * 64 * k["streams"]
+    assert probes.KERNELS["triad_nt"].nt and probes.KERNELS["triad"].reads == 2
+    assert probes.KERNELS["read"].allocate_bytes(64) == 0
+    assert probes.KERNELS["copy"].allocate_bytes(64) == 8 * 64  # the destination read first
+    assert _bandwidth.KERNELS is probes.KERNELS
+
+
+def test_team_errors_name_the_call_that_failed():
+    """A thread that cannot be pinned fails the run with the errno of the system call and its
+    name, the CPU and the kernel it served, not only the wrapper's name."""
+    import errno
+    bad = 100000  # beyond any machine's CPUs: sched_setaffinity says EINVAL
+    with numaprobe.alloc(1 * MiB, node=0) as mem:
+        _core.chase_build(mem.address, mem.nbytes // 2, 64, 0, 1)
+        line = mem.address + mem.nbytes // 2
+        calls = [lambda: _core.bw_run([0, bad], "read", "scalar", 64, [line, line + 4096]),
+                 lambda: _core.c2c_run(0, bad, line, 10),
+                 lambda: _core.loaded_run([0, bad], mem.address, 1 << 10, 1, [line], 64)]
+        for call, wrapper in zip(calls, ("bw_run", "c2c_run", "loaded_run")):
+            with pytest.raises(OSError) as e:
+                call()
+            assert e.value.errno == errno.EINVAL
+            assert e.value.strerror.endswith(f"(sched_setaffinity for CPU {bad} in {wrapper})")
+        with pytest.raises(OSError, match=r"\(bw_run\)$"):  # the kernel's own argument check
+            _core.bw_run([0], "copy", "scalar", 64, [line])
+
+
 def _check_arrays(kernel, arrs, sums, s, n):
     """s: the last repetition's scalar, 1.0 + (reps - 1)."""
     for (a, b, c), total in zip(arrs, sums):
@@ -258,3 +296,72 @@ def test_repeat_pools_runs_and_finds_levels_on_the_pooled_curve():
     with pytest.raises(ValueError, match="repeat must be a whole number >= 1"):
         probes.repeat(sweep, 0)
     assert len(calls) == 3   # refused before measuring
+
+
+# ------------------------------------------------------------------------------- progress
+
+class _Terminal(__import__("io").StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_plain_lines_when_stderr_is_not_a_terminal(monkeypatch):
+    """DESIGN: long runs show progress, plain lines when stderr is not a terminal (a log):
+    at most one line every few seconds, none for a run shorter than that."""
+    import io
+    import time
+    from numaprobe.probes import _common
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    bar = _common.Progress(4, "latency")
+    for k, dt in enumerate((20, 1, 20, 20)):  # the second step comes too soon for a line
+        now[0] += dt
+        bar.step(f"cell {k}")
+    bar.close()
+    assert log.getvalue().splitlines() == ["latency 1/4 ~60 s left: cell 0",
+                                           "latency 3/4 ~14 s left: cell 2", "latency 4/4: cell 3"]
+    short, log2 = _common.Progress(3, "bandwidth"), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log2)
+    for k in range(3):  # a run of seconds: nothing in the log
+        now[0] += 0.5
+        short.step()
+    short.close()
+    assert log2.getvalue() == ""
+    quiet, log3 = _common.Progress(1, "x", enabled=False), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log3)
+    now[0] += 60
+    quiet.step()
+    assert log3.getvalue() == ""
+
+    # On a terminal: one line rewritten in place, every step, cleared at the end.
+    tty = _Terminal()
+    monkeypatch.setattr(sys, "stderr", tty)
+    live = _common.Progress(2, "c2c")
+    now[0] += 1
+    live.step("0-1")
+    live.close()
+    assert tty.getvalue().startswith("\rc2c 1/2 ~1 s left: 0-1") and tty.getvalue().endswith("\r")
+    assert "\n" not in tty.getvalue()
+
+
+def test_infer_and_probes_share_one_progress(monkeypatch):
+    import io
+    import time
+    from numaprobe import progress
+    from numaprobe.probes import _common
+    from numaprobe.workload import infer
+    assert _common.Progress is progress.Progress and infer.Progress is progress.Progress
+    now = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    bar = progress.Progress(60, seconds=True)  # infer: the expected run time, phases by name
+    for dt, what in ((0, "round 1/2: naive"), (12, "round 1/2: naive: measuring 10 s"),
+                     (1, "round 1/2: naive: measuring 10 s"), (20, "round 2/2: naive")):
+        now[0] += dt
+        bar.update(what)
+    bar.close()
+    assert log.getvalue().splitlines() == ["round 1/2: naive: measuring 10 s (about 48 s left)",
+                                           "round 2/2: naive (about 27 s left)"]

@@ -91,7 +91,8 @@ def test_merge_runs_pools_summaries_and_keeps_the_rest():
 
     merged = stats.merge_runs([cell([10, 11, 12], 1.0), cell([20, 21, 22], 0.5, "avx512"),
                                cell([30], 0.0)])
-    assert merged.cpu == 1 and merged.pages == {"huge": 1.0}       # the first run's metadata
+    assert merged.cpu == 1                                           # the first run's metadata
+    assert merged.pages == {"huge": 0.5}                             # a fraction: the median
     assert merged.isa == "avx2, avx512"                              # a choice that differed
     assert merged.ns.runs == (11, 21, 30) and merged.ns.n == 7
     assert merged.ns.samples == (10, 11, 12, 20, 21, 22, 30) and merged.ns.median == 20
@@ -99,3 +100,25 @@ def test_merge_runs_pools_summaries_and_keeps_the_rest():
     size, pooled = merged.points[0]
     assert size == 4096 and pooled.runs == (5.5, 10.5, 15)
     assert "runs" not in stats.summarize([1.0], "ns").to_dict()
+
+
+def test_merge_runs_bools_all_floats_median_ints_first():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Run:
+        checksum_ok: bool
+        allocate_gbs: float
+        threads: int
+        trials: dict
+
+    merged = stats.merge_runs([Run(True, 9.0, 4, {"avx2": 3.0}), Run(False, 1.0, 8, {"avx2": 5.0}),
+                               Run(True, 2.0, 16, {"avx2": 4.0})])
+    assert merged.checksum_ok is False            # one bad run makes the repeat bad
+    assert merged.allocate_gbs == 2.0             # the median run, not run 1's 9.0
+    assert merged.threads == 4                    # counts and ids stay run 1's
+    assert merged.trials == {"avx2": 4.0}
+    assert stats.merge_runs([True, True]) is True
+    assert stats.merge_runs([1.0, 2.0, 3.0, 10.0]) == 2.5
+    assert isinstance(stats.merge_runs([1.5, 2]), float)   # a float figure stays a float
+    assert stats.merge_runs([1, 2, 3]) == 1 and stats.merge_runs([None, 2.0]) is None

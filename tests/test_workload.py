@@ -145,6 +145,51 @@ def test_killed_worker_keeps_partial_results(tiny_model, topo):
     assert not workers_alive()
 
 
+# A worker that says it is ready, then, half a second into the window, writes a line that is
+# not JSON (as a library printing to stdout would) and waits to be ended.
+_BABBLER = """
+import json, sys, time
+json.loads(sys.stdin.readline())
+print(json.dumps({"event": "ready", "pid": 0, "threads": []}), flush=True)
+sys.stdin.readline()
+time.sleep(0.5)
+print("Segmentation fault in libfoo: " + "x" * 500, flush=True)
+time.sleep(60)
+"""
+
+
+def test_non_json_line_fails_that_worker_and_keeps_the_rest(tiny_model, topo, monkeypatch):
+    layout = parse_layout("cores-per-instance=1", topo)
+    if len(layout.instances) < 2:
+        pytest.skip("needs two cores")
+    real_spawn, fakes = driver._spawn, []
+
+    def spawn(cfg, log, topology):
+        if cfg["index"] != 1:
+            return real_spawn(cfg, log, topology)
+        p = subprocess.Popen([sys.executable, "-c", _BABBLER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
+                             start_new_session=True)
+        p.stdin.write(json.dumps(cfg) + "\n")
+        p.stdin.flush()
+        fakes.append(p)
+        return p
+
+    monkeypatch.setattr(driver, "_spawn", spawn)
+    cpus = numaprobe.format_list(layout.instances[1].cpus)
+    with pytest.raises(driver.WorkerFailed) as e:
+        driver.run_layout(tiny_model, layout, duration=5.0)
+    message = str(e.value)
+    assert message.startswith(f"worker 1 (CPUs {cpus}) ") and "not a JSON message" in message
+    assert "'Segmentation fault in libfoo: xxx" in message and message.endswith("...")
+    assert len(message) < 200
+    partial = e.value.partial
+    assert partial is not None and partial.failures == [message]
+    kept = [i for i in partial.instances if i.index == 0]
+    assert kept and kept[0].partial and kept[0].count > 0  # what worker 0 measured is kept
+    assert fakes[0].poll() is not None and not workers_alive()  # the others were ended
+
+
 def test_ctrl_c_writes_what_was_measured(tiny_model, tmp_path):
     out = tmp_path / "partial.json"
     p = subprocess.Popen([sys.executable, "-m", "numaprobe", "infer", "--model", tiny_model,
@@ -253,6 +298,42 @@ def test_diagnose_counts_busy_threads_not_idle_pools():
     assert diagnose(_run(old), t) == ["worker 1: 2 busy threads on 1 CPU(s)",
                                       "3 busy threads on 2 usable CPUs: oversubscribed"]
     assert diagnose(_run(old, mode="single"), t) == ["worker 1: 2 busy threads on 1 CPU(s)"]
+
+
+def test_rounds_document_and_baseline_are_declared():
+    """What infer hangs on runs and errors is declared: LayoutRun.rounds, the exceptions'
+    ``document``, the first layout's latencies in a Baseline (not a dict key '_lat')."""
+    import dataclasses
+    import numpy as np
+    from numaprobe.workload import infer
+    t = tree("this-vm")
+    layout = parse_layout("cores-per-instance=1", t)
+
+    def run(ns):
+        inst = [_worker(k, numaprobe.format_list(i.cpus), 1, threads=3, busy=1)
+                for k, i in enumerate(layout.instances)]
+        for i in inst:  # 100 inferences of ns each, spread over the 1 s window
+            i.latency_ns, i.start_offset_ns = np.full(100, ns), np.arange(100) * 10_000_000
+        return driver.LayoutRun(layout=layout, mode="closed", duration=1.0, instances=inst,
+                                machine={}, noise=None)
+
+    assert "rounds" in {f.name for f in dataclasses.fields(driver.LayoutRun)}
+    assert run(1000).rounds == []
+    merged = infer._combine([run(1000), run(1000)])
+    assert len(merged.rounds) == 2 and len(merged.instances) == 2 * len(layout.instances)
+    first = infer.summarize_run(merged, t)
+    assert not any(k.startswith("_") for k in first)
+    base = infer.Baseline(doc=first, latencies=merged.latencies)
+    slower = infer._combine([run(2000), run(2000)])
+    vs = infer.summarize_run(slower, t, base)["vs_first"]
+    assert vs["p50_ratio"][0] == pytest.approx(2.0)              # from the Baseline's latencies
+    assert vs["throughput_ratio"][0] == pytest.approx(1.0)
+
+    e = driver.WorkerFailed("worker 0 died", document={"kind": "infer"})
+    assert e.document == {"kind": "infer"} and e.partial is None
+    assert driver.WorkerFailed("x").document is None
+    assert driver.Interrupted(document={"kind": "infer"}).document == {"kind": "infer"}
+    assert driver.Interrupted().document is None
 
 
 def test_busy_threads_counts_running_threads_only():

@@ -12,6 +12,23 @@
 #include <immintrin.h>
 #endif
 
+/* The kernel table: every kernel once, with what it moves per element of its arrays.
+ * {name, doc, streams, reads, writes, nt, bytes} */
+static const np_bw_kernel_info kernels[NP_BW_NKERNELS] = {
+    [NP_BW_READ] = {"read", "s += a[i]", 1, 1, 0, 0, 8},
+    [NP_BW_WRITE] = {"write", "a[i] = s", 1, 0, 1, 0, 8},
+    [NP_BW_WRITE_NT] = {"write_nt", "a[i] = s, non-temporal stores", 1, 0, 1, 1, 8},
+    [NP_BW_COPY] = {"copy", "a[i] = b[i]", 2, 1, 1, 0, 16},
+    [NP_BW_COPY_NT] = {"copy_nt", "a[i] = b[i], non-temporal stores", 2, 1, 1, 1, 16},
+    [NP_BW_TRIAD] = {"triad", "a[i] = b[i] + s * c[i]", 3, 2, 1, 0, 24},
+    [NP_BW_TRIAD_NT] = {"triad_nt", "a[i] = b[i] + s * c[i], non-temporal stores", 3, 2, 1, 1, 24},
+};
+
+const np_bw_kernel_info *np_bw_kernel_info_get(int kernel)
+{
+    return kernel >= 0 && kernel < NP_BW_NKERNELS ? &kernels[kernel] : NULL;
+}
+
 unsigned np_isa_supported(void)
 {
     unsigned isa = 1u << NP_ISA_SCALAR;
@@ -221,19 +238,19 @@ static int bw_member(np_team *team, int i, void *p)
     return 0;
 }
 
-int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on)
+int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on, np_failure *failed)
 {
-    if (args == NULL || args->kernel < 0 || args->kernel >= NP_BW_NKERNELS || args->n == 0 ||
-        args->n % 64 != 0 || args->reps < 1 || args->a == NULL || args->t0 == NULL ||
-        args->t1 == NULL || args->checksum == NULL)
+    if (failed != NULL)
+        *failed = (np_failure){.call = NULL, .cpu = -1};
+    const np_bw_kernel_info *k = args != NULL ? np_bw_kernel_info_get(args->kernel) : NULL;
+    if (k == NULL || args->n == 0 || args->n % 64 != 0 || args->reps < 1 || args->a == NULL ||
+        args->t0 == NULL || args->t1 == NULL || args->checksum == NULL)
         return -EINVAL;
-    if (!(np_isa_supported() & (1u << args->isa)))
+    if (args->isa < 0 || args->isa > NP_ISA_NEON || !(np_isa_supported() & (1u << args->isa)))
         return -ENOTSUP;
-    int k = args->kernel;
-    if ((k == NP_BW_COPY || k == NP_BW_COPY_NT || k == NP_BW_TRIAD || k == NP_BW_TRIAD_NT) &&
-        args->b == NULL)
+    if (k->reads >= 1 && k->writes >= 1 && args->b == NULL) /* the source of copy and triad */
         return -EINVAL;
-    if ((k == NP_BW_TRIAD || k == NP_BW_TRIAD_NT) && args->c == NULL)
+    if (k->reads >= 2 && args->c == NULL)
         return -EINVAL;
-    return np_team_run(cpus, n, bw_member, args, ran_on);
+    return np_team_run(cpus, n, bw_member, args, ran_on, failed);
 }

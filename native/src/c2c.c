@@ -39,15 +39,18 @@ static int c2c_member(np_team *team, int i, void *p)
     return 0;
 }
 
-int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks)
+int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks,
+               np_failure *failed)
 {
+    if (failed != NULL)
+        *failed = (np_failure){.call = NULL, .cpu = -1};
     if (line == NULL || ticks == NULL || rounds == 0 || cpu_a == cpu_b ||
         (uintptr_t)line % 64 != 0)
         return -EINVAL;
     struct c2c g = {.line = line, .rounds = rounds};
     *(volatile uint64_t *)line = 0;
     int cpus[2] = {cpu_a, cpu_b};
-    int rc = np_team_run(cpus, 2, c2c_member, &g, NULL);
+    int rc = np_team_run(cpus, 2, c2c_member, &g, NULL, failed);
     if (rc == 0)
         *ticks = g.ticks;
     return rc;

@@ -50,11 +50,14 @@ static int loaded_member(np_team *team, int i, void *p)
     return 0;
 }
 
-int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on)
+int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on,
+                  np_failure *failed)
 {
+    if (failed != NULL)
+        *failed = (np_failure){.call = NULL, .cpu = -1};
     if (args == NULL || args->chain == NULL || args->samples < 1 || args->loads % 32 != 0 ||
         args->lat_ticks == NULL || (n > 1 && (args->bufs == NULL || args->bytes == NULL ||
                                               args->n == 0 || args->n % 64 != 0)))
         return -EINVAL;
-    return np_team_run(cpus, n, loaded_member, args, ran_on);
+    return np_team_run(cpus, n, loaded_member, args, ran_on, failed);
 }

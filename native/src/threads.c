@@ -33,6 +33,7 @@ struct np_team {
 struct member {
     np_team *team;
     int index, cpu, ran_on, rc;
+    const char *failed; /* the call behind a non-zero rc (NULL: fn's own return) */
 };
 
 static __thread int local_sense;
@@ -68,16 +69,20 @@ volatile int *np_team_stop_flag(np_team *team)
     return &team->stop;
 }
 
-static int pin_self(int cpu)
+/* Pins the caller to `cpu`; on failure *call names what failed. */
+static int pin_self(int cpu, const char **call)
 {
+    *call = "sched_setaffinity"; /* a CPU id out of any kernel's range: EINVAL, as it says */
     if (cpu < 0 || cpu >= 1 << 20)
         return -EINVAL;
     size_t bytes = ((size_t)cpu / 64 + 1) * 8;
     if (bytes < 128)
         bytes = 128;
     unsigned char *mask = calloc(bytes, 1);
-    if (mask == NULL)
+    if (mask == NULL) {
+        *call = "calloc";
         return -ENOMEM;
+    }
     mask[cpu / 8] |= (unsigned char)(1u << (cpu % 8));
     int rc = np_affinity_set(0, mask, bytes);
     free(mask);
@@ -89,7 +94,9 @@ static void *member_main(void *p)
     struct member *m = p;
     np_team *team = m->team;
     local_sense = 0;
-    m->rc = pin_self(m->cpu);
+    m->rc = pin_self(m->cpu, &m->failed);
+    if (m->rc == 0)
+        m->failed = NULL;
     unsigned cpu = 0, node = 0;
     if (m->rc == 0 && np_getcpu(&cpu, &node) == 0)
         m->ran_on = (int)cpu;
@@ -103,8 +110,16 @@ static void *member_main(void *p)
     return NULL;
 }
 
-int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on)
+static void set_failure(np_failure *failed, const char *call, int cpu)
 {
+    if (failed != NULL)
+        *failed = (np_failure){.call = call, .cpu = cpu};
+}
+
+int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on,
+                np_failure *failed)
+{
+    set_failure(failed, NULL, -1);
     if (cpus == NULL || n < 1 || fn == NULL)
         return -EINVAL;
     np_team team = {.n = n, .fn = fn, .arg = arg};
@@ -114,6 +129,7 @@ int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on)
     if (ms == NULL || th == NULL) {
         free(ms);
         free(th);
+        set_failure(failed, "calloc", -1);
         return -ENOMEM;
     }
     for (int i = 0; i < n; i++) {
@@ -121,6 +137,7 @@ int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on)
         int e = pthread_create(&th[i], NULL, member_main, &ms[i]);
         if (e != 0) {
             rc = -e;
+            set_failure(failed, "pthread_create", cpus[i]);
             team.stop = 1; /* the started threads leave at the gate without working */
             break;
         }
@@ -131,8 +148,10 @@ int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on)
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     for (int i = 0; i < started && rc == 0; i++)
-        if (ms[i].rc != 0)
+        if (ms[i].rc != 0) {
             rc = ms[i].rc;
+            set_failure(failed, ms[i].failed, ms[i].cpu);
+        }
     if (ran_on != NULL)
         for (int i = 0; i < n; i++)
             ran_on[i] = ms[i].ran_on;

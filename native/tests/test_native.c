@@ -260,13 +260,22 @@ static void test_team(void)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int cpus[2] = {0, ncpu > 1 ? 1 : 0}, ran_on[2] = {-1, -1}, sum = 0;
-    CHECK(np_team_run(cpus, 2, count_member, &sum, ran_on) == 0);
+    np_failure f = {.call = "stale", .cpu = 7};
+    CHECK(np_team_run(cpus, 2, count_member, &sum, ran_on, &f) == 0);
     CHECK(sum == 3 && ran_on[0] == cpus[0] && ran_on[1] == cpus[1]);
+    CHECK(f.call == NULL && f.cpu == -1); /* success clears it */
     int bad[2] = {0, 100000};
     sum = 0;
-    CHECK(np_team_run(bad, 2, count_member, &sum, NULL) == -EINVAL);
+    CHECK(np_team_run(bad, 2, count_member, &sum, NULL, &f) == -EINVAL);
     CHECK(sum == 0); /* nobody worked when one thread could not be placed */
-    CHECK(np_team_run(cpus, 0, count_member, &sum, NULL) == -EINVAL);
+    /* The failure names the system call and the CPU, not only the team. */
+    CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == 100000);
+    int negative[1] = {-3};
+    CHECK(np_team_run(negative, 1, count_member, &sum, NULL, &f) == -EINVAL);
+    CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == -3);
+    CHECK(np_team_run(bad, 2, count_member, &sum, NULL, NULL) == -EINVAL); /* f is optional */
+    CHECK(np_team_run(cpus, 0, count_member, &sum, NULL, &f) == -EINVAL);
+    CHECK(f.call == NULL); /* an argument check: the team's own refusal */
 }
 
 static void test_bandwidth(void)
@@ -313,16 +322,50 @@ static void test_bandwidth(void)
     double cs[2];
     np_bw_args args = {.kernel = NP_BW_COPY, .isa = NP_ISA_SCALAR, .n = n / 2, .a = as,
                        .b = bs, .reps = 3, .t0 = t0, .t1 = t1, .checksum = cs};
-    CHECK(np_bw_run(cpus, 2, &args, NULL) == 0);
+    CHECK(np_bw_run(cpus, 2, &args, NULL, NULL) == 0);
     for (int i = 0; i < 6; i++)
         CHECK(t1[i] > t0[i]);
+    np_failure f;
+    int bad[2] = {0, 100000};
+    CHECK(np_bw_run(bad, 2, &args, NULL, &f) == -EINVAL);
+    CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == 100000);
     args.b = NULL;
-    CHECK(np_bw_run(cpus, 2, &args, NULL) == -EINVAL); /* copy needs a source */
+    CHECK(np_bw_run(cpus, 2, &args, NULL, &f) == -EINVAL); /* copy needs a source */
+    CHECK(f.call == NULL);
     args.n = 100;
-    CHECK(np_bw_run(cpus, 2, &args, NULL) == -EINVAL);
+    CHECK(np_bw_run(cpus, 2, &args, NULL, NULL) == -EINVAL);
+    args.n = n / 2;
+    args.kernel = NP_BW_TRIAD; /* triad needs b and c: the table says so */
+    args.b = bs;
+    CHECK(np_bw_run(cpus, 2, &args, NULL, NULL) == -EINVAL);
+    args.kernel = NP_BW_NKERNELS;
+    CHECK(np_bw_run(cpus, 2, &args, NULL, NULL) == -EINVAL);
     np_mem_unmap(&ra);
     np_mem_unmap(&rb);
     np_mem_unmap(&rc);
+}
+
+/* The kernel table: one entry per enum value, in order, its figures consistent. */
+static void test_bw_kernel_table(void)
+{
+    for (int k = 0; k < NP_BW_NKERNELS; k++) {
+        const np_bw_kernel_info *info = np_bw_kernel_info_get(k);
+        CHECK(info != NULL && info->name != NULL && info->doc != NULL);
+        if (info == NULL)
+            continue;
+        CHECK(info->streams == info->reads + info->writes);
+        CHECK(info->bytes == 8 * info->streams);
+        CHECK(info->nt == 0 || info->nt == 1);
+        CHECK(info->nt == (strstr(info->name, "_nt") != NULL));
+        for (int j = 0; j < k; j++)
+            CHECK(strcmp(np_bw_kernel_info_get(j)->name, info->name) != 0);
+    }
+    CHECK(strcmp(np_bw_kernel_info_get(NP_BW_READ)->name, "read") == 0);
+    CHECK(np_bw_kernel_info_get(NP_BW_READ)->reads == 1 &&
+          np_bw_kernel_info_get(NP_BW_READ)->writes == 0);
+    CHECK(np_bw_kernel_info_get(NP_BW_TRIAD_NT)->reads == 2 &&
+          np_bw_kernel_info_get(NP_BW_TRIAD_NT)->bytes == 24);
+    CHECK(np_bw_kernel_info_get(NP_BW_NKERNELS) == NULL && np_bw_kernel_info_get(-1) == NULL);
 }
 
 static void test_c2c_and_loaded(void)
@@ -332,11 +375,14 @@ static void test_c2c_and_loaded(void)
     CHECK(np_mem_map(&r, (size_t)1 << 20, NP_BACKING_4K) == 0);
     uint64_t ticks = 0;
     if (ncpu > 1) {
-        CHECK(np_c2c_run(0, 1, r.addr, 1000, &ticks) == 0 && ticks > 0);
+        CHECK(np_c2c_run(0, 1, r.addr, 1000, &ticks, NULL) == 0 && ticks > 0);
         CHECK(*(uint64_t *)r.addr == 2000);
     }
-    CHECK(np_c2c_run(0, 0, r.addr, 10, &ticks) == -EINVAL);
-    CHECK(np_c2c_run(0, 1, (char *)r.addr + 8, 10, &ticks) == -EINVAL);
+    np_failure f;
+    CHECK(np_c2c_run(0, 0, r.addr, 10, &ticks, &f) == -EINVAL && f.call == NULL);
+    CHECK(np_c2c_run(0, 1, (char *)r.addr + 8, 10, &ticks, NULL) == -EINVAL);
+    CHECK(np_c2c_run(0, 100000, r.addr, 10, &ticks, &f) == -EINVAL);
+    CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == 100000);
 
     CHECK(np_chase_build(r.addr, r.length / 2, 64, 0, 7) == 0);
     int cpus[2] = {0, ncpu > 1 ? 1 : 0};
@@ -344,12 +390,15 @@ static void test_c2c_and_loaded(void)
     uint64_t lat[3], bytes[1] = {0};
     np_loaded_args la = {.chain = r.addr, .loads = 1 << 14, .samples = 3, .lat_ticks = lat,
                          .bufs = bufs, .n = r.length / 2 / 8, .delay = 10, .bytes = bytes};
-    CHECK(np_loaded_run(cpus, ncpu > 1 ? 2 : 1, &la, NULL) == 0);
+    CHECK(np_loaded_run(cpus, ncpu > 1 ? 2 : 1, &la, NULL, NULL) == 0);
     CHECK(lat[0] > 0 && lat[2] > 0 && la.t1 > la.t0);
     if (ncpu > 1)
         CHECK(bytes[0] > 0 && bytes[0] % 512 == 0);
+    int far[2] = {0, 100000};
+    CHECK(np_loaded_run(far, 2, &la, NULL, &f) == -EINVAL);
+    CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == 100000);
     la.loads = 31;
-    CHECK(np_loaded_run(cpus, 1, &la, NULL) == -EINVAL);
+    CHECK(np_loaded_run(cpus, 1, &la, NULL, NULL) == -EINVAL);
     np_mem_unmap(&r);
 }
 
@@ -365,6 +414,7 @@ int main(void)
     test_chase();
     test_team();
     test_bandwidth();
+    test_bw_kernel_table();
     test_c2c_and_loaded();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;

@@ -10,14 +10,14 @@ if not _sys.platform.startswith("linux"):
     raise ImportError(f"numaprobe needs Linux (NUMA system calls, /sys and /proc); this is "
                       f"{_sys.platform}")
 
+from ._version import __version__  # noqa: E402  (first: the one source, see _version.py)
 from . import clock, topology  # noqa: E402
 from .placement import (  # noqa: E402
     Memory, Pages, alloc, bound, membind, migrate, pin, pinned, run_bound, where)
 from .topology import Topology, format_list, parse_list  # noqa: E402
 
-__version__ = "0.1.0"
 __all__ = [
-    "Memory", "Pages", "Topology", "alloc", "bound", "clock", "format_list", "get_include",
+    "__version__", "Memory", "Pages", "Topology", "alloc", "bound", "clock", "format_list", "get_include",
     "membind", "migrate", "parse_list", "pin", "pinned", "read_topology", "run_bound",
     "topology", "where",
 ]
@@ -31,4 +31,10 @@ def read_topology(root=None) -> Topology:
 def get_include() -> str:
     """The folder holding numaprobe/numaprobe.h, for building C or Cython code against it."""
     import os
-    return os.path.join(os.path.dirname(__file__), "include")
+    here = os.path.dirname(__file__)
+    shipped = os.path.join(here, "include")
+    # An editable install (pip install -e) leaves the header in the source tree.
+    source = os.path.join(here, os.pardir, os.pardir, "native", "include")
+    if not os.path.isdir(shipped) and os.path.isfile(os.path.join(source, "numaprobe", "numaprobe.h")):
+        return os.path.normpath(source)
+    return shipped

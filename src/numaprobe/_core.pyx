@@ -45,6 +45,19 @@ cdef int check(int rc, str call) except -1:
     return 0
 
 
+cdef int check_team(int rc, str wrapper, c.np_failure *failed) except -1:
+    """check() for the kernels that run a team of pinned threads: the message names the call
+    that failed inside the team and its CPU ("sched_setaffinity for CPU 9 in bw_run"); the
+    wrapper alone when the kernel itself refused its arguments."""
+    if rc >= 0:
+        return 0
+    where = wrapper
+    if failed.call != NULL:
+        cpu = f" for CPU {failed.cpu}" if failed.cpu != -1 else ""
+        where = f"{failed.call.decode()}{cpu} in {wrapper}"
+    return check(rc, where)
+
+
 # ------------------------------------------------------------------------------------ affinity
 
 cdef size_t _cpu_mask_bytes = 128  # grows when the kernel says the machine has more CPUs
@@ -342,9 +355,24 @@ def clock_resolution(int n=100000):
 # ------------------------------------------------------------------------------------- probes
 
 ISA_NAMES = {c.NP_ISA_SCALAR: "scalar", c.NP_ISA_AVX2: "avx2", c.NP_ISA_AVX512: "avx512"}
-BW_KERNELS = {"read": c.NP_BW_READ, "write": c.NP_BW_WRITE, "write_nt": c.NP_BW_WRITE_NT,
-              "copy": c.NP_BW_COPY, "copy_nt": c.NP_BW_COPY_NT, "triad": c.NP_BW_TRIAD,
-              "triad_nt": c.NP_BW_TRIAD_NT}
+
+
+def bw_kernels():
+    """The C core's bandwidth kernel table (bandwidth.c), in its order: one dict a kernel with
+    name, doc, streams, reads, writes, nt (non-temporal stores) and bytes (per element)."""
+    cdef const c.np_bw_kernel_info *k
+    cdef int i = 0
+    out = []
+    while True:
+        k = c.np_bw_kernel_info_get(i)
+        if k == NULL:
+            return out
+        out.append({"name": k.name.decode(), "doc": k.doc.decode(), "streams": k.streams,
+                    "reads": k.reads, "writes": k.writes, "nt": bool(k.nt), "bytes": k.bytes})
+        i += 1
+
+
+BW_KERNELS = {k["name"]: i for i, k in enumerate(bw_kernels())}  # name -> enum np_bw_kernel
 
 
 def isa_supported():
@@ -394,6 +422,7 @@ def loaded_run(cpus, size_t chain, uint64_t loads, int samples, bufs=(), size_t 
     cdef uint64_t *nbytes = <uint64_t *>calloc(max(1, nt - 1), sizeof(uint64_t))
     cdef double **b = <double **>calloc(max(1, nt - 1), sizeof(double *))
     cdef c.np_loaded_args args
+    cdef c.np_failure failed
     cdef int rc
     try:
         if lat == NULL or nbytes == NULL or b == NULL:
@@ -411,8 +440,8 @@ def loaded_run(cpus, size_t chain, uint64_t loads, int samples, bufs=(), size_t 
         args.t0 = args.t1 = 0
         args.sink = 0
         with nogil:
-            rc = c.np_loaded_run(cpu_arr, nt, &args, ran_on)
-        check(rc, "loaded_run")
+            rc = c.np_loaded_run(cpu_arr, nt, &args, ran_on, &failed)
+        check_team(rc, "loaded_run", &failed)
         return ([lat[i] for i in range(samples)], [nbytes[i] for i in range(nt - 1)],
                 args.t1 - args.t0, [ran_on[i] for i in range(nt)])
     finally:
@@ -443,6 +472,7 @@ def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5, 
     cdef double **pb = <double **>calloc(nt, sizeof(double *))
     cdef double **pc = <double **>calloc(nt, sizeof(double *))
     cdef c.np_bw_args args
+    cdef c.np_failure failed
     cdef int rc
     try:
         if not (t0 and t1 and sums and pa and pb and pc):
@@ -463,8 +493,8 @@ def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5, 
         args.checksum = sums
         args.skip_warmup = not warmup
         with nogil:
-            rc = c.np_bw_run(cpu_arr, nt, &args, ran_on)
-        check(rc, "bw_run")
+            rc = c.np_bw_run(cpu_arr, nt, &args, ran_on, &failed)
+        check_team(rc, "bw_run", &failed)
         return ([[t0[r * nt + i] for i in range(nt)] for r in range(reps)],
                 [[t1[r * nt + i] for i in range(nt)] for r in range(reps)],
                 [sums[i] for i in range(nt)], [ran_on[i] for i in range(nt)])
@@ -482,8 +512,9 @@ def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5, 
 def c2c_run(int cpu_a, int cpu_b, size_t line, uint64_t rounds):
     """Ticks for `rounds` round trips of the cache line at `line` between two CPUs."""
     cdef uint64_t ticks = 0
+    cdef c.np_failure failed
     cdef int rc
     with nogil:
-        rc = c.np_c2c_run(cpu_a, cpu_b, <void *>line, rounds, &ticks)
-    check(rc, "c2c_run")
+        rc = c.np_c2c_run(cpu_a, cpu_b, <void *>line, rounds, &ticks, &failed)
+    check_team(rc, "c2c_run", &failed)
     return ticks

@@ -1,7 +1,10 @@
 """``python -m numaprobe [subcommand]``: argparse subcommands and a dispatch table.
 
-Data goes to stdout (``--json`` everywhere), people's text to stderr. Bad input is one line on
-stderr and exit code 2, never a traceback.
+Data goes to stdout (``--json`` everywhere), people's text to stderr. Bad input (a
+``UsageError`` or ``NotEnoughMemory`` from the library, an argparse error) is one line on
+stderr and exit code 2, never a traceback; anything else is a bug and shows its traceback with
+a request to report it. What a result looks like as text is its kind's business (kinds.py):
+this module parses, dispatches and hands documents on.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import os
 import sys
 import textwrap
 
-from . import __version__
+from ._version import __version__
+from .errors import NotEnoughMemory, UsageError
 
 EXIT_BAD_INPUT = 2
 
@@ -23,8 +27,8 @@ class _Parser(argparse.ArgumentParser):
         raise _BadInput(f"{self.prog}: {message} (see --help)")
 
 
-class _BadInput(Exception):
-    pass
+class _BadInput(UsageError):
+    """A usage error found by the CLI itself; its message is already complete."""
 
 
 def _say(*lines: str) -> None:
@@ -44,13 +48,14 @@ def _asked(args) -> dict:
             "options": {k: v for k, v in vars(args).items() if k not in skip}}
 
 
-def _finish(args, kind: str, result: dict, text: str, *, warnings=(), noise=None, topo=None) -> dict:
+def _finish(args, kind: str, result: dict, *, warnings=(), noise=None, topo=None) -> dict:
     """Every subcommand ends here: one versioned document (results.py) to --output, and on
-    stdout the document (--json), its table as CSV (--csv) or the text for people."""
-    from . import results
+    stdout the document (--json), its table as CSV (--csv) or its kind's text for people."""
+    from . import kinds, results
     from .topology import read
     doc = results.document(kind, result, topo=topo or read(), asked=_asked(args),
                            noise=noise, warnings=warnings)
+    text = kinds.get(kind).text(doc)
     if getattr(args, "output", None):
         results.write(doc, args.output)
         _say(f"wrote {args.output}")
@@ -89,7 +94,7 @@ def cmd_topology(args) -> int:
              "send the folder (tar it) to reproduce this machine's topology")
     else:
         topo = topology.read(args.root)
-    _finish(args, "topology", topo.to_dict(), topo.summary(), warnings=topo.warnings(), topo=topo)
+    _finish(args, "topology", topo.to_dict(), warnings=topo.warnings(), topo=topo)
     return 0
 
 
@@ -101,20 +106,7 @@ def _walk(path):
 def cmd_clock(args) -> int:
     from . import clock
     clk = clock.calibrate(int(args.window * 1e6))
-    inv = {True: "invariant", False: "NOT invariant", None: "invariance unknown"}[clk.invariant]
-    lines = [f"clock: {clk.kind} ({inv}), {clk.hz / 1e6:.3f} MHz",
-             f"  calibrations: {clk.ticks_per_ns * 1e3:.4f} ticks/us (CLOCK_MONOTONIC_RAW), "
-             f"{clk.check_ticks_per_ns * 1e3:.4f} ticks/us (CLOCK_MONOTONIC): "
-             f"agree within {100 * clk.agreement:.4f} %"]
-    if clk.declared_hz:
-        lines.append(f"  declared by the CPU/hypervisor: {clk.declared_hz / 1e6:.3f} MHz "
-                     f"(measured differs by {100 * clk.declared_agreement:.3f} %)")
-    else:
-        lines.append("  declared frequency: none (no CPUID 0x15 or hypervisor timing leaf)")
-    lines.append(f"  read overhead: {clk.overhead_ticks:.0f} ticks = {clk.overhead_ns:.1f} ns "
-                 f"(median {clk.overhead_median_ticks:.0f} ticks); resolution "
-                 f"{clk.resolution_ticks} ticks = {clk.resolution_ns:.2f} ns")
-    _finish(args, "clock", clk.to_dict(), "\n".join(lines), warnings=clk.warnings())
+    _finish(args, "clock", clk.to_dict(), warnings=clk.warnings())
     return 0
 
 
@@ -161,16 +153,8 @@ def cmd_quick(args) -> int:
     from .topology import read
     topo = read()
     doc = quick_check(topology=topo, progress=_progress(args))
-    tables, warnings, noise = doc.pop("_tables"), doc.pop("warnings"), doc.pop("noise")
-    c = doc["clock"]
-    lines = [topo.summary(),
-             f"clock: {c['kind']} {c['hz'] / 1e6:.1f} MHz, read {c['overhead_ns']:.1f} ns, "
-             f"calibrations agree within {100 * c['agreement']:.4f} %"]
-    for t in tables:
-        lines += ["", t]
-    lines.append(f"\nnoise: other processes {100 * noise['foreign_fraction']:.1f} %, hypervisor "
-                 f"steal {100 * noise['steal_fraction']:.1f} % of CPU time during the run")
-    _finish(args, "quick", doc, "\n".join(lines), warnings=warnings, noise=noise, topo=topo)
+    warnings, noise = doc.pop("warnings"), doc.pop("noise")
+    _finish(args, "quick", doc, warnings=warnings, noise=noise, topo=topo)
     _say(f"({doc['seconds']:.1f} s; subcommands: python -m numaprobe --help)")
     return 0
 
@@ -197,11 +181,10 @@ def _repeated(args, fn):
 
 
 def _probe(args, kind, fn) -> int:
-    """A probe result (with .to_dict(), .table(), .warnings()) measured and emitted."""
+    """A probe result (with .to_dict() and .warnings()) measured and emitted."""
     result, noise = _measured(_repeated(args, fn))
     warnings = (result.warnings() if hasattr(result, "warnings") else []) + _noise_warnings(noise)
-    _finish(args, kind, result.to_dict(), result.table(), warnings=warnings,
-            noise=noise.to_dict())
+    _finish(args, kind, result.to_dict(), warnings=warnings, noise=noise.to_dict())
     return 0
 
 
@@ -223,20 +206,16 @@ def cmd_bandwidth(args) -> int:
     if args.peak:
         r, noise = _measured(_repeated(args, lambda: probes.peak_bandwidth(
             args.kernel, isa=args.isa, size=args.size, reps=args.reps)))
-        text = (f"aggregate {r.kernel} bandwidth, all {len(r.cpus)} usable CPUs on their own "
-                f"nodes ({r.isa}): {r.gbs}")
         w = [x for x in [r.gbs.warning("aggregate bandwidth")] if x] + _noise_warnings(noise)
-        _finish(args, "bandwidth-peak", r.to_dict(), text, warnings=w, noise=noise.to_dict())
+        _finish(args, "bandwidth-peak", r.to_dict(), warnings=w, noise=noise.to_dict())
         return 0
     if args.threads_sweep:
         node = cn[0] if cn else 0
         runs, noise = _measured(_repeated(args, lambda: probes.threads_sweep(
             node, mn[0] if mn else node, args.kernel, isa=args.isa, size=args.size,
             reps=args.reps, progress=_progress(args))))
-        text = "\n".join([f"{args.kernel} bandwidth by threads, CPU node {node}"]
-                         + [f"  {len(r.cpus):>3} thread(s)  {r.gbs}  [{r.isa}]" for r in runs])
         _finish(args, "bandwidth-threads", {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
-                text, warnings=_noise_warnings(noise), noise=noise.to_dict())
+                warnings=_noise_warnings(noise), noise=noise.to_dict())
         return 0
     return _probe(args, "bandwidth", lambda: probes.bandwidth_matrix(
         args.kernel, cn, mn, threads=args.threads, isa=args.isa, size=args.size, reps=args.reps,
@@ -288,7 +267,7 @@ def _model(args):
     return ref, dims
 
 
-def _workload(args, kind, fn, text_of, topo) -> int:
+def _workload(args, kind, fn, topo) -> int:
     """Runs an inference workload; a failure or Ctrl-C still writes what was measured."""
     from .workload import driver
     try:
@@ -297,43 +276,27 @@ def _workload(args, kind, fn, text_of, topo) -> int:
         doc = getattr(e, "document", None)
         if doc is not None and doc["layouts"]:
             warnings = doc.pop("warnings")
-            _finish(args, kind, doc, text_of(doc), warnings=warnings, topo=topo)
+            _finish(args, kind, doc, warnings=warnings, topo=topo)
         if isinstance(e, driver.Interrupted):
             _say("numaprobe: interrupted; what was measured is above" if doc else "numaprobe: interrupted")
             return 130
         _say(f"numaprobe: {e}")
         return 1
     warnings = doc.pop("warnings")
-    _finish(args, kind, doc, text_of(doc), warnings=warnings, topo=topo)
+    _finish(args, kind, doc, warnings=warnings, topo=topo)
     return 0
 
 
 def cmd_infer(args) -> int:
     from .topology import read
-    from .workload.infer import run_infer, table
+    from .workload.infer import run_infer
     topo = read()
     layouts = _layouts(args, topo)
     ref, dims = _model(args)
     return _workload(args, "infer", lambda: run_infer(
         ref, layouts, mode=args.mode, duration=args.duration, rounds=args.rounds,
         warmup=args.warmup, dims=dims, rate=args.rate, topology=topo, progress=_progress(args)),
-        table, topo)
-
-
-def _sweep_text(doc) -> str:
-    from .workload.infer import table
-    sw = doc["sweep"]
-    lines = [table(doc), "", "throughput by instances (scaling efficiency vs one thread):"]
-    for c in sw["curve"]:
-        eff = f"{100 * c['scaling_efficiency']:.0f}%" if c["scaling_efficiency"] else "-"
-        p50 = f"{c['p50_ms']:.2f} ms" if c["p50_ms"] is not None else "-"
-        lines.append(f"  {c['layout']:<8} {c['cpus']:>3} CPUs {c['throughput']:9.1f}/s  "
-                     f"p50 {p50}  efficiency {eff}")
-    lines.append(f"throughput stops rising after: {sw['stops_rising_after'] or 'it did not stop'}")
-    bound = f" (p99 <= {sw['p99_max_ms']} ms)" if sw["p99_max_ms"] else ""
-    lines.append(f"best for throughput: {sw['best_throughput']}; best for latency{bound}: "
-                 f"{sw['best_latency'] or 'none meets the bound'}")
-    return "\n".join(lines)
+        topo)
 
 
 def cmd_sweep(args) -> int:
@@ -348,7 +311,7 @@ def cmd_sweep(args) -> int:
                         progress=_progress(args))
         doc["sweep"] = analyse_sweep(doc, args.p99_max)
         return doc
-    return _workload(args, "sweep", run, _sweep_text, topo)
+    return _workload(args, "sweep", run, topo)
 
 
 def cmd_compare(args) -> int:
@@ -356,7 +319,7 @@ def cmd_compare(args) -> int:
     docs = [results.load(f) for f in args.files]
     out = compare.compare(docs, args.files, min_effect=args.min_effect / 100)
     warnings = out.pop("warnings")
-    _finish(args, "compare", out, compare.table(out), warnings=warnings)
+    _finish(args, "compare", out, warnings=warnings)
     return 0
 
 
@@ -382,38 +345,65 @@ def cmd_report(args) -> int:
 
 # ------------------------------------------------------------------------------ parser
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="numaprobe", description=(
-        "Measure how memory locality, core allocation and process layout decide the speed of "
-        "this machine. With no subcommand: a quick check of the machine."))
-    def output_args(sp):
-        sp.add_argument("--json", action="store_true", help="print the result document (JSON)")
-        sp.add_argument("--csv", action="store_true", help="print the result's table as CSV")
-        sp.add_argument("-o", "--output", metavar="FILE", help="also write the result document")
+def _output_args(sp) -> None:
+    sp.add_argument("--json", action="store_true", help="print the result document (JSON)")
+    sp.add_argument("--csv", action="store_true", help="print the result's table as CSV")
+    sp.add_argument("-o", "--output", metavar="FILE", help="also write the result document")
 
-    p.add_argument("--version", action="version", version=f"numaprobe {__version__}")
-    output_args(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
-    p.set_defaults(func=cmd_quick, command_name="quick")
-    sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND", parser_class=_Parser)
 
+def _probe_parser(sub, name, func, help, description):
+    """A subcommand that measures: output options, -q, and its dispatch entry."""
+    sp = sub.add_parser(name, help=help, description=description)
+    _output_args(sp)
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    sp.set_defaults(func=func, command_name=name)
+    return sp
+
+
+def _repeat_arg(sp) -> None:
+    sp.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run the whole measurement N times and pool them; each figure keeps "
+                    "every run's median, and compare then resamples runs, so its verdict "
+                    "covers the drift between runs (use 3 or more)")
+
+
+def _node_args(sp) -> None:
+    sp.add_argument("--cpu-nodes", metavar="NODES", help="CPU nodes (default: all with usable CPUs)")
+    sp.add_argument("--mem-nodes", metavar="NODES", help="memory nodes (default: all usable, CPU-less ones too)")
+
+
+def _workload_args(sp) -> None:
+    sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv) or a "
+                    "model shipped in a package (magika); default: the built-in encoder")
+    sp.add_argument("--dim", action="append", metavar="NAME=N",
+                    help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
+    sp.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
+    sp.add_argument("--rounds", type=int, default=1, help="rounds, layouts interleaved")
+    sp.add_argument("--warmup", type=int, default=5, help="inferences before measuring")
+
+
+def _add_topology(sub) -> None:
     t = sub.add_parser("topology", help="CPUs, caches, NUMA nodes, allowed sets, settings",
                        description="Print the machine's topology as read from /sys and /proc.")
-    output_args(t)
+    _output_args(t)
     t.add_argument("--root", help="read a captured tree instead of / "
                    "(default: $NUMAPROBE_SYSFS_ROOT or /)")
     t.add_argument("--capture", metavar="DIR", help="copy the files the reader uses into DIR "
                    "(new or empty), with the expected result beside them")
     t.set_defaults(func=cmd_topology, command_name="topology")
 
+
+def _add_clock(sub) -> None:
     c = sub.add_parser("clock", help="the calibrated clock: frequency, overhead, resolution",
                        description="Calibrate the CPU's counter twice, independently, and "
                        "report its frequency, read overhead and resolution.")
-    output_args(c)
+    _output_args(c)
     c.add_argument("--window", type=float, default=100.0, metavar="MS",
                    help="calibration window in milliseconds (default 100)")
     c.set_defaults(func=cmd_clock, command_name="clock")
 
+
+def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run a command bound to CPUs and memory nodes (like numactl)",
                        description="Run CMD with its CPUs and memory policy set, like numactl. "
                        "Lists take numactl's syntax: 0-3,8 or all.",
@@ -427,26 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     r.set_defaults(func=cmd_run)
 
-    def probe(name, func, help, description):
-        sp = sub.add_parser(name, help=help, description=description)
-        output_args(sp)
-        sp.add_argument("-q", "--quiet", action="store_true", help="no progress line")
-        sp.set_defaults(func=func, command_name=name)
-        return sp
 
-    def repeat_arg(sp):
-        sp.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="run the whole measurement N times and pool them; each figure keeps "
-                        "every run's median, and compare then resamples runs, so its verdict "
-                        "covers the drift between runs (use 3 or more)")
-
-    def node_args(sp):
-        sp.add_argument("--cpu-nodes", metavar="NODES", help="CPU nodes (default: all with usable CPUs)")
-        sp.add_argument("--mem-nodes", metavar="NODES", help="memory nodes (default: all usable, CPU-less ones too)")
-
-    lt = probe("latency", cmd_latency, "idle memory latency: CPU node x memory node, or --sweep",
-               "Dependent loads through a random cycle of cache lines; ns per load.")
-    node_args(lt)
+def _add_latency(sub) -> None:
+    lt = _probe_parser(sub, "latency", cmd_latency,
+                       "idle memory latency: CPU node x memory node, or --sweep",
+                       "Dependent loads through a random cycle of cache lines; ns per load.")
+    _node_args(lt)
     lt.add_argument("--sweep", action="store_true",
                     help="latency versus working-set size and the cache levels it reveals")
     lt.add_argument("--size", type=_bytes, help="bytes in the chain (sweep: the largest); "
@@ -454,12 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--page", default="auto", choices=("auto", "4k", "2m", "1g"))
     lt.add_argument("--chain", default="tlb-local", choices=("tlb-local", "random"))
     lt.add_argument("--samples", type=int, default=5)
-    repeat_arg(lt)
+    _repeat_arg(lt)
 
-    bw = probe("bandwidth", cmd_bandwidth, "memory bandwidth: CPU node x memory node",
-               "Read, write, copy and triad kernels on every usable CPU of a node; GB/s.")
-    node_args(bw)
+
+def _add_bandwidth(sub) -> None:
     from .probes import KERNELS
+    bw = _probe_parser(sub, "bandwidth", cmd_bandwidth, "memory bandwidth: CPU node x memory node",
+                       "Read, write, copy and triad kernels on every usable CPU of a node; GB/s.")
+    _node_args(bw)
     bw.add_argument("--kernel", default="read", choices=tuple(KERNELS))
     bw.add_argument("--threads", type=int, help="threads per CPU node (default: all usable CPUs)")
     bw.add_argument("--isa", default="auto", choices=("auto", "scalar", "avx2", "avx512"))
@@ -469,38 +447,36 @@ def build_parser() -> argparse.ArgumentParser:
                     help="1, 2, ... all CPUs of the (first) CPU node: where bandwidth stops rising")
     bw.add_argument("--peak", action="store_true",
                     help="every usable CPU at once, each on its own node: the aggregate")
-    repeat_arg(bw)
+    _repeat_arg(bw)
 
-    ll = probe("loaded-latency", cmd_loaded, "latency while the node's other CPUs read memory",
-               "The latency chase on one CPU while the node's other CPUs generate read "
-               "traffic at several injection delays: the latency-bandwidth curve.")
-    node_args(ll)
+
+def _add_loaded(sub) -> None:
+    ll = _probe_parser(sub, "loaded-latency", cmd_loaded,
+                       "latency while the node's other CPUs read memory",
+                       "The latency chase on one CPU while the node's other CPUs generate read "
+                       "traffic at several injection delays: the latency-bandwidth curve.")
+    _node_args(ll)
     ll.add_argument("--size", type=_bytes, help="bytes in the chain")
     ll.add_argument("--samples", type=int, default=2, help="latency samples per delay")
-    repeat_arg(ll)
+    _repeat_arg(ll)
 
-    cc = probe("c2c", cmd_c2c, "core-to-core latency matrix",
-               "A cache line passed between two pinned CPUs (compare-and-swap); ns one way.")
+
+def _add_c2c(sub) -> None:
+    cc = _probe_parser(sub, "c2c", cmd_c2c, "core-to-core latency matrix",
+                       "A cache line passed between two pinned CPUs (compare-and-swap); ns one way.")
     cc.add_argument("--cpus", help="CPUs to pair (default: all usable)")
     cc.add_argument("--node", type=int, help="memory node holding the line (default: the first CPU's)")
     cc.add_argument("--rounds", type=int, default=20000)
     cc.add_argument("--samples", type=int, default=5)
-    repeat_arg(cc)
+    _repeat_arg(cc)
 
-    def workload_args(sp):
-        sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv) or a "
-                        "model shipped in a package (magika); default: the built-in encoder")
-        sp.add_argument("--dim", action="append", metavar="NAME=N",
-                        help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
-        sp.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
-        sp.add_argument("--rounds", type=int, default=1, help="rounds, layouts interleaved")
-        sp.add_argument("--warmup", type=int, default=5, help="inferences before measuring")
 
-    inf = probe("infer", cmd_infer, "run a model under layouts and compare them",
-                "Run an ONNX Runtime model under layouts (processes x threads x CPUs x memory "
-                "node): throughput and latency percentiles with intervals, the reasons, and each "
-                "layout against the first.")
-    workload_args(inf)
+def _add_infer(sub) -> None:
+    inf = _probe_parser(sub, "infer", cmd_infer, "run a model under layouts and compare them",
+                        "Run an ONNX Runtime model under layouts (processes x threads x CPUs x "
+                        "memory node): throughput and latency percentiles with intervals, the "
+                        "reasons, and each layout against the first.")
+    _workload_args(inf)
     inf.add_argument("--layouts", help="comma-separated: naive, one-per-node, "
                      "cores-per-instance=K, remote-memory, interleave, NxT (default: naive,"
                      "one-per-node,cores-per-instance=1)")
@@ -514,6 +490,17 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--force", action="store_true",
                      help="run overlapping or oversubscribed layouts anyway")
 
+
+def _add_sweep(sub) -> None:
+    sw = _probe_parser(sub, "sweep", cmd_sweep,
+                       "find the best split of the CPUs into instances x threads",
+                       "Run instances x threads over the usable CPUs; the throughput curve, "
+                       "where it stops rising, the best layout for throughput and for latency.")
+    _workload_args(sw)
+    sw.add_argument("--p99-max", type=float, metavar="MS", help="latency bound for 'best for latency'")
+
+
+def _add_compare(sub) -> None:
     cmp = sub.add_parser("compare", help="compare result documents: change, interval, verdict",
                          description="Put runs side by side: each later document against the "
                          "first, matched figure by figure, with the ratio's bootstrap interval "
@@ -521,15 +508,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("files", nargs="+", metavar="RESULT.json")
     cmp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
                      help="smallest change called faster or slower (default 2 %%)")
-    output_args(cmp)
+    _output_args(cmp)
     cmp.set_defaults(func=cmd_compare, command_name="compare")
 
+
+def _add_plot(sub) -> None:
     pl = sub.add_parser("plot", help="draw a result document's figures (PNG and SVG)",
                         description="Write <kind>-<figure>.png and .svg for a result document "
                         "(needs matplotlib: pip install 'numaprobe[plot]').")
     pl.add_argument("file", metavar="RESULT.json")
     pl.add_argument("--out", default=".", metavar="DIR", help="folder for the figures (default: .)")
     pl.set_defaults(func=cmd_plot, command_name="plot")
+
+
+def _add_report(sub) -> None:
     rp = sub.add_parser("report", help="one self-contained HTML page for result documents",
                         description="Tables, warnings, the machine and figures of result "
                         "documents in one HTML file that opens without a network.")
@@ -538,23 +530,36 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-plots", action="store_true", help="tables only (needs no matplotlib)")
     rp.set_defaults(func=cmd_report, command_name="report")
 
-    sw = probe("sweep", cmd_sweep, "find the best split of the CPUs into instances x threads",
-               "Run instances x threads over the usable CPUs; the throughput curve, where it "
-               "stops rising, the best layout for throughput and for latency.")
-    workload_args(sw)
-    sw.add_argument("--p99-max", type=float, metavar="MS", help="latency bound for 'best for latency'")
+
+# The subcommands in the order --help lists them: each adds its parser and its dispatch entry.
+SUBCOMMANDS = (_add_topology, _add_clock, _add_run, _add_latency, _add_bandwidth, _add_loaded,
+               _add_c2c, _add_infer, _add_compare, _add_plot, _add_report, _add_sweep)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="numaprobe", description=(
+        "Measure how memory locality, core allocation and process layout decide the speed of "
+        "this machine. With no subcommand: a quick check of the machine."))
+    p.add_argument("--version", action="version", version=f"numaprobe {__version__}")
+    _output_args(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    p.set_defaults(func=cmd_quick, command_name="quick")
+    sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND", parser_class=_Parser)
+    for add in SUBCOMMANDS:
+        add(sub)
     return p
 
 
 def main(argv=None) -> int:
+    """The command line. Errors are printed where they are known: bad input (UsageError,
+    NotEnoughMemory) is one line and exit 2, a system call that failed is one line and exit 1,
+    a missing extra names its pip command; anything else is a bug and keeps its traceback."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         return args.func(args)
-    except _BadInput as e:
-        _say(str(e))
-    except (ValueError, MemoryError) as e:
-        _say(f"numaprobe: {e}")
+    except (UsageError, NotEnoughMemory) as e:
+        _say(str(e) if isinstance(e, _BadInput) else f"numaprobe: {e}")
     except BrokenPipeError:  # the reader went away (| head): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -566,4 +571,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _say("numaprobe: interrupted")
         return 130
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        _say(f"numaprobe {__version__}: this is a bug in numaprobe, not in what you asked for; "
+             "please report it with the lines above and the command you ran")
+        return 70  # EX_SOFTWARE
     return EXIT_BAD_INPUT

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .errors import UsageError
 from . import _core
 
 __all__ = ["Clock", "calibrate", "get", "ticks"]
@@ -86,7 +87,7 @@ def calibrate(window_ns: int = 100_000_000) -> Clock:
     Cython API (numaprobe._core.ticks_to_ns) uses."""
     global _clock
     if window_ns < 1_000_000:
-        raise ValueError(f"calibration window must be at least 1 ms (1000000 ns), got {window_ns}")
+        raise UsageError(f"calibration window must be at least 1 ms (1000000 ns), got {window_ns}")
     main = _core.clock_calibrate(_core.REF_MONOTONIC_RAW, window_ns)
     check = _core.clock_calibrate(_core.REF_MONOTONIC, window_ns)
     lo, med = _core.clock_overhead(200_000)
@@ -111,3 +112,53 @@ def get() -> Clock:
 def ticks() -> int:
     """One serialised read of the counter."""
     return _core.clock_ticks()
+
+
+# ------------------------------------------------------------------------ the result kind
+
+_INVARIANT = {True: "invariant", False: "NOT invariant", None: "invariance unknown"}
+
+
+def summary_line(r: dict) -> str:
+    """The clock in one line (the quick check's text and HTML)."""
+    return (f"clock: {r['kind']} {r['hz'] / 1e6:.1f} MHz, read {r['overhead_ns']:.1f} ns, "
+            f"calibrations agree within {100 * r['agreement']:.4f} %")
+
+
+def _text(r: dict) -> str:
+    lines = [f"clock: {r['kind']} ({_INVARIANT[r['invariant']]}), {r['hz'] / 1e6:.3f} MHz",
+             f"  calibrations: {r['ticks_per_ns'] * 1e3:.4f} ticks/us (CLOCK_MONOTONIC_RAW), "
+             f"{r['check_ticks_per_ns'] * 1e3:.4f} ticks/us (CLOCK_MONOTONIC): "
+             f"agree within {100 * r['agreement']:.4f} %"]
+    if r["declared_hz"]:
+        lines.append(f"  declared by the CPU/hypervisor: {r['declared_hz'] / 1e6:.3f} MHz "
+                     f"(measured differs by {100 * r['declared_agreement']:.3f} %)")
+    else:
+        lines.append("  declared frequency: none (no CPUID 0x15 or hypervisor timing leaf)")
+    lines.append(f"  read overhead: {r['overhead_ticks']:.0f} ticks = {r['overhead_ns']:.1f} ns "
+                 f"(median {r['overhead_median_ticks']:.0f} ticks); resolution "
+                 f"{r['resolution_ticks']} ticks = {r['resolution_ns']:.2f} ns")
+    return "\n".join(lines)
+
+
+def _html(r: dict) -> str:
+    from .report import html as H
+    inv = _INVARIANT[r.get("invariant")]
+    pairs = [("counter", f"{r['kind']} ({inv}), {r['hz'] / 1e6:.3f} MHz"),
+             ("calibrations agree within", f"{100 * r['agreement']:.4f} %"),
+             ("declared frequency", f"{r['declared_hz'] / 1e6:.3f} MHz" if r.get("declared_hz")
+              else "none (no CPUID 0x15 or hypervisor timing leaf)"),
+             ("read overhead", f"{r['overhead_ns']:.1f} ns"),
+             ("resolution", f"{r['resolution_ns']:.2f} ns")]
+    return H.kv(pairs)
+
+
+def _register() -> None:
+    from .kinds import Figure, Kind, register
+    register(Kind("clock", "clock calibration", text=lambda doc: _text(doc["result"]),
+                  html=lambda doc: _html(doc["result"]),
+                  figures=lambda doc: [Figure("clock read overhead", "ns", False,
+                                              doc["result"]["overhead_ns"])]))
+
+
+_register()

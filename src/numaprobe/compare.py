@@ -13,74 +13,23 @@ re-run moves on an ordinary machine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import stats
+from .errors import UsageError
+from . import kinds, stats
+from .kinds import Figure, Kind, register
 from .results import fingerprint_differences
 
 MIN_EFFECT = 0.02
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    unit: str
-    higher_is_better: bool
-    value: float                   # the statistic shown (median, percentile, mean)
-    samples: tuple = ()            # raw samples for the interval, where kept
-    stat: str = "median"           # how value comes from the samples: median, mean, pNN
-    runs: tuple = ()               # each run's median (probes run with --repeat)
-
-
 MIN_RUNS = 3  # runs on each side before the interval resamples runs instead of samples
 
 
-def _summary(name, s: dict, higher: bool) -> Figure:
-    return Figure(name, s["unit"], higher, s["median"], tuple(s.get("samples", ())),
-                  runs=tuple(s.get("runs", ())))
-
-
 def figures(doc: dict) -> dict[str, Figure]:
-    """The comparable figures of a document, by name."""
-    kind, r = doc["kind"], doc["result"]
-    out: list[Figure] = []
-    if kind in ("latency", "quick"):
-        lat = r if kind == "latency" else r["latency"]
-        out += [_summary(f"latency node {c['cpu_node']} -> node {c['mem_node']}", c["ns"], False)
-                for c in lat["cells"]]
-    if kind in ("bandwidth", "quick"):
-        mats = [r] if kind == "bandwidth" else list(r["bandwidth"].values())
-        out += [_summary(f"{m['kernel']} bandwidth node {c['cpu_node']} -> node {c['mem_node']}",
-                         c["gbs"], True) for m in mats for c in m["cells"]]
-    if kind in ("c2c", "quick") and (kind == "c2c" or r.get("c2c")):
-        c2c = r if kind == "c2c" else r["c2c"]
-        out += [_summary(f"core-to-core CPUs {p['a']}-{p['b']}", p["ns"], False) for p in c2c["pairs"]]
-    if kind == "latency-sweep":
-        out += [_summary(f"latency at {p['size']} bytes", p["ns"], False) for p in r["points"]]
-    if kind == "loaded-latency":
-        out += [_summary(f"loaded latency at delay {p['delay']}", p["latency_ns"], False)
-                for p in r["points"]]
-    if kind == "bandwidth-threads":
-        out += [_summary(f"{x['kernel']} bandwidth with {len(x['cpus'])} thread(s)", x["gbs"], True)
-                for x in r["runs"]]
-    if kind == "bandwidth-peak":
-        out.append(_summary(f"aggregate {r['kernel']} bandwidth", r["gbs"], True))
-    if kind == "clock":
-        out.append(Figure("clock read overhead", "ns", False, r["overhead_ns"]))
-    if kind in ("infer", "sweep"):
-        for d in r["layouts"]:
-            name = d["layout"]["name"]
-            t = d["throughput"]
-            out.append(Figure(f"{name} throughput", "inf/s", True, t["per_s"], tuple(t["bins"]), "mean"))
-            raw = tuple(d.get("latency_ms", ()))
-            for p in ("p50", "p90", "p99"):
-                if d["latency"].get(p):
-                    out.append(Figure(f"{name} {p} latency", "ms", False, d["latency"][p]["ms"],
-                                      raw, p))
+    """The comparable figures of a document, by name (its kind says which: kinds.py)."""
+    kind = kinds.get(doc["kind"])
+    out = kind.figures(doc) if kind.figures else []
     if not out:
-        raise ValueError(f"a {kind} document has no measured figures to compare")
+        raise UsageError(f"a {doc['kind']} document has no measured figures to compare")
     return {f.name: f for f in out}
 
 
@@ -117,12 +66,12 @@ def compare_figure(a: Figure, b: Figure, min_effect: float = MIN_EFFECT) -> dict
 def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT) -> dict:
     """Every later document against the first: {"comparisons": [...], "warnings": [...]}."""
     if len(docs) < 2:
-        raise ValueError("compare needs two result documents or more")
+        raise UsageError("compare needs two result documents or more")
     base = docs[0]
     out, warnings = [], []
     for doc, name in zip(docs[1:], names[1:]):
         if doc["kind"] != base["kind"]:
-            raise ValueError(f"{names[0]} is a {base['kind']} result and {name} a {doc['kind']} "
+            raise UsageError(f"{names[0]} is a {base['kind']} result and {name} a {doc['kind']} "
                              "result: only results of the same kind compare")
         diffs = fingerprint_differences(base, doc)
         if diffs:
@@ -130,7 +79,7 @@ def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT) 
         fa, fb = figures(base), figures(doc)
         common = [k for k in fa if k in fb]
         if not common:
-            raise ValueError(f"{names[0]} and {name} share no figure to compare")
+            raise UsageError(f"{names[0]} and {name} share no figure to compare")
         missing = sorted(set(fa) ^ set(fb))
         if missing:
             warnings.append(f"{len(missing)} figure(s) appear in one document only: "
@@ -157,3 +106,29 @@ def table(result: dict) -> str:
             lines.append(f"{f['figure'][:33]:<34}{f['a']:10.4g}{f['b']:10.4g}"
                          f"{f['change_pct']:+8.1f}%  {f['ratio']:.3f} {ci:<15}{f['verdict']}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ the result kind
+
+def _rows(r: dict) -> tuple[list, list]:
+    return (["a", "b", "figure", "unit", "value_a", "value_b", "change_pct", "ratio",
+             "ci_low", "ci_high", "verdict"],
+            [[c["a"], c["b"], f["figure"], f["unit"], f["a"], f["b"], f["change_pct"],
+              f["ratio"], *(f["ci"] or [None, None]), f["verdict"]]
+             for c in r["comparisons"] for f in c["figures"]])
+
+
+def _html(r: dict) -> str:
+    from .report import html as H
+    out = []
+    for c in r.get("comparisons") or []:
+        rows = [[f["figure"], f"{f['a']:.4g}", f"{f['b']:.4g}", f"{f['change_pct']:+.1f}%",
+                 f"{f['ratio']:.3f}" + (f" [{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f.get("ci") else ""),
+                 f["verdict"]] for f in c.get("figures") or []]
+        out.append(H.table(["figure", "A", "B", "change", "ratio [95% CI]", "verdict"], rows,
+                          caption=f"{c['b']} against {c['a']} ({r.get('kind', '?')})"))
+    return "\n".join(out) or "<p class=muted>nothing compared</p>"
+
+
+register(Kind("compare", "comparison", text=lambda doc: table(doc["result"]),
+              html=lambda doc: _html(doc["result"]), rows=lambda doc: _rows(doc["result"])))

@@ -65,6 +65,10 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
     int np_clock_overhead(int n, double *min_ticks, double *median_ticks)
     int np_clock_resolution(int n, uint64_t *ticks)
 
+    # threads.c (the team itself is C-only; what failed in it comes back to callers)
+    ctypedef struct np_failure:
+        const char *call
+        int cpu
 
     # chase.c
     int np_chase_build(void *buf, size_t nbytes, size_t line, size_t group_bytes, uint64_t seed)
@@ -81,6 +85,11 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
         NP_BW_TRIAD
         NP_BW_TRIAD_NT
         NP_BW_NKERNELS
+    ctypedef struct np_bw_kernel_info:
+        const char *name
+        const char *doc
+        int streams, reads, writes, nt, bytes
+    const np_bw_kernel_info *np_bw_kernel_info_get(int kernel)
     enum:
         NP_ISA_SCALAR
         NP_ISA_AVX2
@@ -100,7 +109,7 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
         uint64_t *t1
         double *checksum
         int skip_warmup
-    int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on)
+    int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on, np_failure *failed)
 
     # loaded.c
     ctypedef struct np_loaded_args:
@@ -114,7 +123,9 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
         uint64_t *bytes
         uint64_t t0, t1
         double sink
-    int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on)
+    int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on,
+                      np_failure *failed)
 
     # c2c.c
-    int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks)
+    int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks,
+                   np_failure *failed)

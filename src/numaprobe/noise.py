@@ -1,15 +1,19 @@
 """How busy the machine was with other work while numaprobe measured: CPU time that did not
 belong to this process (from /proc/stat and /proc/self/stat), and time stolen by a
-hypervisor."""
+hypervisor. Busy and steal follow system.CpuTimes's rule: steal is not busy time.
+
+Always read from the real /proc (numaprobe.system's live readers), also when
+$NUMAPROBE_SYSFS_ROOT points the topology at a captured tree."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
+from . import system
+
 __all__ = ["Noise", "NoiseMeter"]
 
-_HZ = os.sysconf("SC_CLK_TCK")
+_HZ = system.HZ
 
 
 @dataclass(frozen=True)
@@ -53,27 +57,18 @@ class Noise:
                 "foreign_fraction": self.foreign_fraction, "steal_fraction": self.steal_fraction}
 
 
-def _cpu_times(cpus) -> tuple[float, float]:
-    """(busy, steal) jiffies summed over the given CPUs."""
-    busy = steal = 0
-    want = {f"cpu{c}" for c in cpus}
-    with open("/proc/stat") as f:
-        for line in f:
-            parts = line.split()
-            if parts and parts[0] in want:
-                v = [int(x) for x in parts[1:]]
-                # user nice system idle iowait irq softirq steal (guest time is inside user)
-                busy += v[0] + v[1] + v[2] + v[5] + v[6]
-                steal += v[7] if len(v) > 7 else 0
-    return busy, steal
+def _cpu_times(cpus) -> tuple[int, int]:
+    """(busy, steal) jiffies summed over the given CPUs (offline ones have none)."""
+    times = system.cpu_times()
+    mine = [times[c] for c in set(cpus) if c in times]
+    return sum(t.busy for t in mine), sum(t.steal for t in mine)
 
 
 def _own_jiffies() -> int:
     """This process's CPU time, all threads, plus that of children it waited for (a tool it
     ran, a benchmark's reference): that work is ours, not foreign."""
-    with open("/proc/self/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(fields[k]) for k in (11, 12, 13, 14))  # utime stime cutime cstime
+    s = system.pid_stat()
+    return s["utime"] + s["stime"] + s["cutime"] + s["cstime"]
 
 
 class NoiseMeter:

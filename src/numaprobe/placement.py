@@ -11,6 +11,12 @@ allocation, page placement asked from the kernel, migration.
 Every request is checked against the topology and this process's allowed sets before a system
 call is made: a bad CPU or node is a ValueError that lists the valid ones, too little memory a
 MemoryError that says how much there is, and nothing is left half-allocated.
+
+Without ``topology=``, requests are checked against ``topology.current()``: the description read
+once per process, with the allowed sets read at every call and, for alloc(), the free memory of
+the nodes asked for. When a system call refuses a request that this check allowed, the
+description is read again (the machine changed under the process) and the request checked
+again, so the error says what is valid now.
 """
 from __future__ import annotations
 
@@ -18,12 +24,12 @@ import contextlib
 import errno
 import math
 import os
-import re
 import subprocess
 from dataclasses import dataclass, field
 
-from . import _core
-from .topology import Topology, format_list, human_bytes, read as read_topology
+from .errors import UsageError, NotEnoughMemory
+from . import _core, system
+from .topology import Topology, current, forget, format_list, human_bytes, memory_now
 
 __all__ = [
     "pin", "pinned", "membind", "bound", "alloc", "Memory", "Pages", "where", "migrate",
@@ -41,27 +47,39 @@ _BASE = os.sysconf("SC_PAGESIZE")
 
 # ---------------------------------------------------------------------------- validation
 
-def _topology(topology: Topology | None) -> Topology:
-    return topology if topology is not None else read_topology()
+def _refused(error: OSError, topology: Topology | None, recheck) -> None:
+    """A system call refused a request that the check allowed: the kept description may be
+    out of date (a CPU went offline, the cgroup's cpuset shrank). Without a given topology it
+    is read again now and the request checked again against it: its ValueError, saying what
+    is valid now, replaces the bare errno. With one, the caller's description stands and the
+    OSError is theirs; the kept one is dropped all the same (the caller may have passed it
+    on from current()), so the next call reads the machine again."""
+    if topology is not None:
+        forget()
+        return
+    try:
+        recheck(current(refresh=True))
+    except ValueError as e:
+        raise e from error
 
 
 def check_cpus(cpus, topology: Topology | None = None) -> tuple[int, ...]:
     """Returns the CPUs sorted, or raises ValueError saying which is wrong and what is valid:
     unknown, offline, or outside this process's allowed set (cgroup cpuset)."""
-    topo = _topology(topology)
+    topo = current(topology)
     cpus = tuple(sorted(set(_as_ints(cpus, "CPU"))))
     if not cpus:
-        raise ValueError("no CPUs given; usable CPUs: " + format_list(topo.usable_cpus))
+        raise UsageError("no CPUs given; usable CPUs: " + format_list(topo.usable_cpus))
     known = {c.id for c in topo.cpus}
     online = set(topo.online_cpus)
     allowed = set(topo.allowed.cgroup_cpus or topo.online_cpus) & online
     for c in cpus:
         if c not in known:
-            raise ValueError(f"CPU {c} does not exist; CPUs: {format_list(known)}")
+            raise UsageError(f"CPU {c} does not exist; CPUs: {format_list(known)}")
         if c not in online:
-            raise ValueError(f"CPU {c} is offline; online CPUs: {format_list(online)}")
+            raise UsageError(f"CPU {c} is offline; online CPUs: {format_list(online)}")
         if c not in allowed:
-            raise ValueError(f"CPU {c} is outside this process's allowed CPUs "
+            raise UsageError(f"CPU {c} is outside this process's allowed CPUs "
                              f"{format_list(allowed)} (cgroup {topo.allowed.cgroup})")
     return cpus
 
@@ -69,22 +87,22 @@ def check_cpus(cpus, topology: Topology | None = None) -> tuple[int, ...]:
 def check_nodes(nodes, topology: Topology | None = None, *, need: str = "memory") -> tuple[int, ...]:
     """Returns the nodes sorted, or raises ValueError: unknown node, a node without memory
     (need="memory") or without CPUs (need="cpus"), a node outside the allowed memory nodes."""
-    topo = _topology(topology)
+    topo = current(topology)
     nodes = tuple(sorted(set(_as_ints(nodes, "node"))))
     if not nodes:
-        raise ValueError("no nodes given; nodes: " + format_list(topo.node_ids))
+        raise UsageError("no nodes given; nodes: " + format_list(topo.node_ids))
     for n in nodes:
         if n not in topo.node_ids:
-            raise ValueError(f"node {n} does not exist; nodes: {format_list(topo.node_ids)}")
+            raise UsageError(f"node {n} does not exist; nodes: {format_list(topo.node_ids)}")
         if need == "memory":
             if not topo.node(n).has_memory:
-                raise ValueError(f"node {n} has no memory; nodes with memory: "
+                raise UsageError(f"node {n} has no memory; nodes with memory: "
                                  f"{format_list(topo.memory_nodes)}")
             if n not in topo.allowed.mems:
-                raise ValueError(f"node {n} is outside this process's allowed memory nodes "
+                raise UsageError(f"node {n} is outside this process's allowed memory nodes "
                                  f"{format_list(topo.allowed.mems)}")
         elif need == "cpus" and n not in topo.cpu_nodes:
-            raise ValueError(f"node {n} has no online CPUs; nodes with CPUs: "
+            raise UsageError(f"node {n} has no online CPUs; nodes with CPUs: "
                              f"{format_list(topo.cpu_nodes)}")
     return nodes
 
@@ -98,29 +116,29 @@ def _as_ints(values, what: str) -> list[int]:
             try:
                 v = int(v)
             except (TypeError, ValueError):
-                raise ValueError(f"{what} ids are whole numbers, got {v!r}") from None
+                raise UsageError(f"{what} ids are whole numbers, got {v!r}") from None
         if v < 0:
-            raise ValueError(f"{what} ids are not negative, got {v}")
+            raise UsageError(f"{what} ids are not negative, got {v}")
         out.append(v)
     return out
 
 
 # ------------------------------------------------------------------------------- pinning
 
-def _tasks() -> list[int]:
-    return [int(t) for t in os.listdir("/proc/self/task")]
-
-
 def pin(cpus, *, process: bool = False, topology: Topology | None = None) -> frozenset[int]:
     """Pins the calling thread (or, with process=True, every thread of this process) to
     ``cpus``. Returns the previous CPU set of the calling thread."""
     cpus = check_cpus(cpus, topology)
     previous = _core.affinity_get(0)
-    for tid in _tasks() if process else [0]:
-        try:
-            _core.affinity_set(cpus, tid)
-        except ProcessLookupError:  # a thread that ended meanwhile
-            pass
+    try:
+        for tid in system.tasks() if process else [0]:
+            try:
+                _core.affinity_set(cpus, tid)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass
+    except OSError as e:
+        _refused(e, topology, lambda fresh: check_cpus(cpus, fresh))
+        raise
     return previous
 
 
@@ -141,9 +159,13 @@ def membind(nodes, policy: str = "bind", *, topology: Topology | None = None):
     code = _policy_code(policy)
     nodes = check_nodes(nodes, topology)
     if policy == "preferred" and len(nodes) != 1:
-        raise ValueError(f"preferred takes one node, got {format_list(nodes)}")
+        raise UsageError(f"preferred takes one node, got {format_list(nodes)}")
     previous = _core.mempolicy_get()
-    _core.mempolicy_set(code, nodes)
+    try:
+        _core.mempolicy_set(code, nodes)
+    except OSError as e:
+        _refused(e, topology, lambda fresh: check_nodes(nodes, fresh))
+        raise
     return previous
 
 
@@ -159,10 +181,10 @@ def bound(cpus=None, nodes=None, policy: str = "bind", *, cpunodes=None,
     """Runs the block with the calling thread on ``cpus`` (or the CPUs of ``cpunodes``) and
     its new memory on ``nodes`` by ``policy``; restores affinity and policy on exit, also on
     exceptions. Either part may be omitted."""
-    topo = _topology(topology)
+    topo = current(topology)
     if cpunodes is not None:
         if cpus is not None:
-            raise ValueError("give cpus or cpunodes, not both")
+            raise UsageError("give cpus or cpunodes, not both")
         cpus = [c for n in check_nodes(cpunodes, topo, need="cpus")
                 for c in topo.cpus_of(n, usable=True)]
     if cpus is not None:
@@ -174,9 +196,13 @@ def bound(cpus=None, nodes=None, policy: str = "bind", *, cpunodes=None,
     old_policy = _core.mempolicy_get()
     try:
         if cpus is not None:
-            _core.affinity_set(cpus, 0)
+            try:
+                _core.affinity_set(cpus, 0)
+            except OSError as e:
+                _refused(e, topology, lambda fresh: check_cpus(cpus, fresh))
+                raise
         if nodes is not None:
-            membind(nodes, policy, topology=topo)
+            membind(nodes, policy, topology=topology)  # which rechecks if the kernel refuses
         yield
     finally:
         _core.mempolicy_set(*old_policy)
@@ -187,7 +213,7 @@ def _policy_code(policy: str) -> int:
     try:
         return POLICIES[policy]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown memory policy {policy!r}; policies: "
+        raise UsageError(f"unknown memory policy {policy!r}; policies: "
                          f"{', '.join(POLICIES)}") from None
 
 
@@ -285,25 +311,40 @@ def alloc(nbytes: int, node=None, *, nodes=None, policy: str = "bind", page: str
     are reserved on the nodes, else transparent huge pages for 2 MiB or more, else 4k), "4k",
     "2m" (hugetlb when reserved, else THP), "1g" (hugetlb only). The size obtained is reported by
     ``pages()``, not assumed. Default node: the nodes this process may allocate on.
+
+    Free memory and free huge pages of the nodes are read when the request is checked, also
+    when a ``topology`` is given (under its root): they change while a process runs.
     """
-    topo = _topology(topology)
+    topo = current(topology)
     nbytes = _check_size(nbytes)
     code = _policy_code(policy)
     if node is not None and nodes is not None:
-        raise ValueError("give node or nodes, not both")
+        raise UsageError("give node or nodes, not both")
     nodes = check_nodes([node] if node is not None else
                         (nodes if nodes is not None else topo.usable_mems), topo)
     if policy == "preferred" and len(nodes) != 1:
-        raise ValueError(f"preferred takes one node, got {format_list(nodes)}")
+        raise UsageError(f"preferred takes one node, got {format_list(nodes)}")
+    topo = memory_now(topo, nodes)
     backing = _choose_backing(page, nbytes, nodes, policy, topo)
     if policy != "preferred":
         _check_free(nbytes, nodes, topo)
-    mem = Memory(nbytes, backing, policy=policy, nodes=nodes, page=page)
+
+    def recheck(fresh):
+        check_nodes(nodes, fresh)
+        _choose_backing(page, nbytes, nodes, policy, memory_now(fresh, nodes))
+
+    try:
+        mem = Memory(nbytes, backing, policy=policy, nodes=nodes, page=page)
+    except OSError as e:
+        _refused(e, topology, recheck)
+        raise
     try:
         mem.bind(code, nodes)
         mem.touch()
-    except BaseException:
+    except BaseException as e:
         mem.close()
+        if isinstance(e, OSError):
+            _refused(e, topology, recheck)
         raise
     return mem
 
@@ -311,10 +352,10 @@ def alloc(nbytes: int, node=None, *, nodes=None, policy: str = "bind", page: str
 def _check_size(nbytes) -> int:
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)) or \
             (isinstance(nbytes, float) and not nbytes.is_integer()):
-        raise ValueError(f"size must be a whole number of bytes, got {nbytes!r}")
+        raise UsageError(f"size must be a whole number of bytes, got {nbytes!r}")
     nbytes = int(nbytes)
     if nbytes <= 0:
-        raise ValueError(f"size must be a positive number of bytes, got {nbytes}")
+        raise UsageError(f"size must be a positive number of bytes, got {nbytes}")
     return nbytes
 
 
@@ -324,7 +365,7 @@ def _check_free(nbytes: int, nodes, topo: Topology) -> None:
     for n in nodes:
         free = topo.free_bytes(n)
         if share > free:
-            raise MemoryError(
+            raise NotEnoughMemory(
                 f"node {n} has {human_bytes(free)} available, asked for {human_bytes(nbytes)}"
                 + (f" ({human_bytes(int(share))} on each of {len(nodes)} nodes)" if len(nodes) > 1 else ""))
 
@@ -340,7 +381,7 @@ def _hugetlb_free(size: int, nbytes: int, nodes, topo: Topology) -> bool:
 
 def _choose_backing(page: str, nbytes: int, nodes, policy: str, topo: Topology) -> int:
     if page not in PAGE_SIZES:
-        raise ValueError(f"unknown page size {page!r}; page sizes: {', '.join(PAGE_SIZES)}")
+        raise UsageError(f"unknown page size {page!r}; page sizes: {', '.join(PAGE_SIZES)}")
     exact = policy != "preferred"  # preferred may spill to nodes we did not count on
     hugetlb_2m = exact and _hugetlb_free(_2M, nbytes, nodes, topo)
     if page == "4k":
@@ -348,7 +389,7 @@ def _choose_backing(page: str, nbytes: int, nodes, policy: str, topo: Topology) 
     if page == "1g":
         if exact and _hugetlb_free(_1G, nbytes, nodes, topo):
             return _core.BACKING_HUGETLB_1G
-        raise ValueError(
+        raise UsageError(
             f"1g pages are not available: too few free 1 GiB hugetlb pages on node(s) "
             f"{format_list(nodes)} (reserve them in /sys/devices/system/node/nodeN/hugepages/"
             f"hugepages-1048576kB/nr_hugepages); available: {_available(nbytes, nodes, policy, topo)}")
@@ -357,7 +398,7 @@ def _choose_backing(page: str, nbytes: int, nodes, policy: str, topo: Topology) 
             return _core.BACKING_HUGETLB_2M
         if _thp_modes(topo):
             return _core.BACKING_THP
-        raise ValueError(
+        raise UsageError(
             f"2m pages are not available: no free 2 MiB hugetlb pages on node(s) "
             f"{format_list(nodes)} and transparent huge pages are '{topo.settings.thp}'; "
             f"available: {_available(nbytes, nodes, policy, topo)}")
@@ -378,32 +419,8 @@ def _available(nbytes, nodes, policy, topo) -> str:
     return ", ".join(out)
 
 
-def _smaps_huge(address: int, nbytes: int) -> tuple[int, int]:
-    """(kernel page size, bytes in huge pages) of the mappings overlapping a range, from
-    /proc/self/smaps."""
-    end = address + nbytes
-    kps, huge, inside = 0, 0, False
-    with open("/proc/self/smaps") as f:
-        for line in f:
-            m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
-            if m:
-                lo, hi = int(m.group(1), 16), int(m.group(2), 16)
-                inside = lo < end and hi > address
-                continue
-            if not inside:
-                continue
-            if line.startswith("KernelPageSize:"):
-                size = int(line.split()[1]) * 1024
-                kps = max(kps, size)
-            elif line.startswith("AnonHugePages:"):
-                huge += int(line.split()[1]) * 1024
-            elif line.startswith(("Private_Hugetlb:", "Shared_Hugetlb:")):
-                huge += int(line.split()[1]) * 1024
-    return kps or _BASE, huge
-
-
 def _pages(address: int, nbytes: int, stride: int) -> Pages:
-    kps, huge = _smaps_huge(address, nbytes)
+    kps, huge = system.smaps_huge(address, nbytes)
     stride = max(stride, kps)
     start = address - address % stride
     npages = -(-(address + nbytes - start) // stride)
@@ -423,7 +440,7 @@ def where(obj) -> Pages:
         return obj.pages()
     address, nbytes = _core.buffer_span(obj)
     if nbytes == 0:
-        raise ValueError("the buffer is empty: no pages to look at")
+        raise UsageError("the buffer is empty: no pages to look at")
     return _pages(address, nbytes, _BASE)
 
 
@@ -435,8 +452,8 @@ def migrate(obj, node: int, *, topology: Topology | None = None) -> Pages:
     (node,) = check_nodes([node], topology)
     address, nbytes = _core.buffer_span(obj)
     if nbytes == 0:
-        raise ValueError("the buffer is empty: no pages to move")
-    kps, _ = _smaps_huge(address, nbytes)
+        raise UsageError("the buffer is empty: no pages to move")
+    kps, _ = system.smaps_huge(address, nbytes)
     start = address - address % kps
     npages = -(-(address + nbytes - start) // kps)
     before = _pages(address, nbytes, kps)

@@ -5,8 +5,10 @@ another run, on this machine or another, and shown as a table or a picture.
      "asked": {"command": ..., "options": {...}}, "machine": {fingerprint},
      "noise": {...} or null, "result": {kind-specific}, "warnings": [...]}
 
-The JSON Schema ships beside this module (schema/result-v1.json); tests validate every
-subcommand's output against it.
+The JSON Schema ships beside this module (schema/result-v1.json); ``load`` validates every
+document against it, after bringing a document written by an earlier schema version up to
+date (``MIGRATIONS``), so a saved baseline stays comparable after an upgrade. What each kind's
+``result`` holds, and how it is shown, is the kind's business (kinds.py).
 """
 from __future__ import annotations
 
@@ -19,17 +21,23 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
+
+from .errors import UsageError
+from . import kinds
+from ._version import __version__
 
 from .topology import Topology
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "KINDS", "fingerprint", "document", "load", "write",
-           "schema_path", "to_csv", "fingerprint_differences"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "MIGRATIONS", "fingerprint", "document", "load",
+           "write", "schema_path", "to_csv", "rows", "upgrade", "validate",
+           "fingerprint_differences"]
 
 SCHEMA = "numaprobe-result"
 SCHEMA_VERSION = 1
-KINDS = ("quick", "topology", "clock", "latency", "latency-sweep", "bandwidth",
-         "bandwidth-threads", "bandwidth-peak", "loaded-latency", "c2c", "infer", "sweep",
-         "compare")
+# version N -> a function that turns a version-N document into a version-(N+1) one. Each
+# schema change adds one entry here and a fixture of the old version in tests/data/documents/.
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
 
 def schema_path() -> Path:
@@ -50,7 +58,6 @@ def fingerprint(topo: Topology, clock: dict | None = None) -> dict:
              "distances": [list(n.distances) for n in topo.nodes]}
     digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
     s = topo.settings
-    from . import __version__
     return {
         "topology_digest": digest, **shape,
         "online_cpus": len(topo.online_cpus), "usable_cpus": list(topo.usable_cpus),
@@ -66,8 +73,7 @@ def fingerprint(topo: Topology, clock: dict | None = None) -> dict:
 
 def document(kind: str, result: dict, *, topo: Topology, asked: dict | None = None,
              noise: dict | None = None, warnings=(), clock: dict | None = None) -> dict:
-    if kind not in KINDS:
-        raise ValueError(f"unknown result kind {kind!r}; kinds: {', '.join(KINDS)}")
+    kinds.get(kind)  # a ValueError naming the kinds for an unknown one
     if clock is None:
         from . import clock as clk
         c = clk._clock  # the calibration in use, if any; no new calibration for a document
@@ -87,23 +93,60 @@ def write(doc: dict, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Reads a result document; a clear ValueError for anything else."""
+    """Reads a result document, upgraded to this version's schema and validated against it;
+    a ValueError that says what is wrong for anything else."""
     try:
         text = Path(path).read_text()
     except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror}") from None
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text file, so not a result document") from None
     try:
         doc = json.loads(text)
     except ValueError as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
+        raise UsageError(f"{path} is not JSON: {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a numaprobe result document (no \"schema\": \"{SCHEMA}\")")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path} has schema version {doc.get('schema_version')}; this numaprobe "
-                         f"reads version {SCHEMA_VERSION}")
-    if doc.get("kind") not in KINDS:
-        raise ValueError(f"{path} has an unknown kind {doc.get('kind')!r}")
+        raise UsageError(f"{path} is not a numaprobe result document (no \"schema\": \"{SCHEMA}\")")
+    doc = upgrade(doc, str(path))
+    validate(doc, str(path))
     return doc
+
+
+def upgrade(doc: dict, name: str = "the document") -> dict:
+    """The document in this version's schema: migrated step by step from an earlier version."""
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UsageError(f"{name} has no valid schema_version ({version!r})")
+    if version > SCHEMA_VERSION:
+        raise UsageError(f"{name} was written by a newer numaprobe (schema version {version}); "
+                         f"this one reads versions 1 to {SCHEMA_VERSION}: upgrade numaprobe")
+    while version < SCHEMA_VERSION:
+        doc = MIGRATIONS[version](doc)
+        version += 1
+        doc["schema_version"] = version
+    return doc
+
+
+_validator = None
+
+
+def validate(doc: dict, name: str = "the document") -> None:
+    """Checks the document against the shipped schema and its kind against the registry."""
+    global _validator
+    import jsonschema
+    if _validator is None:
+        schema = json.loads(schema_path().read_text())
+        _validator = jsonschema.Draft202012Validator(schema)
+    try:
+        kinds.get(doc.get("kind"))
+    except ValueError:
+        raise UsageError(f"{name} has an unknown kind {doc.get('kind')!r}; kinds: "
+                         f"{', '.join(kinds.names())}") from None
+    err = jsonschema.exceptions.best_match(_validator.iter_errors(doc))
+    if err is not None:
+        where = "/".join(str(p) for p in err.absolute_path) or "the top level"
+        raise UsageError(f"{name} is not a valid {doc['kind']} document: at {where}: "
+                         f"{err.message[:300]}")
 
 
 def fingerprint_differences(a: dict, b: dict) -> list[str]:
@@ -127,54 +170,11 @@ def fingerprint_differences(a: dict, b: dict) -> list[str]:
 # ------------------------------------------------------------------------------------ CSV
 
 def rows(doc: dict) -> tuple[list[str], list[list]]:
-    """The tabular part of a document: (header, rows)."""
-    kind, r = doc["kind"], doc["result"]
-    if kind == "quick":
-        parts = [("latency", "latency", r["latency"])] + [
-            (f"bandwidth-{k}", "bandwidth", v) for k, v in r["bandwidth"].items()]
-        out = []
-        for name, sub_kind, part in parts:
-            header, sub = rows({"kind": sub_kind, "result": part})
-            out += [[name] + row for row in sub]
-        return ["table"] + header, out
-    if kind in ("latency", "bandwidth"):
-        key = "ns" if kind == "latency" else "gbs"
-        return (["cpu_node", "mem_node", "median", "min", "max", "cv", "n", "unit"],
-                [[c["cpu_node"], c["mem_node"], c[key]["median"], c[key]["min"], c[key]["max"],
-                  c[key]["cv"], c[key]["n"], c[key]["unit"]] for c in r["cells"]])
-    if kind == "latency-sweep":
-        return (["size", "median_ns", "min_ns", "max_ns", "cv"],
-                [[p["size"], p["ns"]["median"], p["ns"]["min"], p["ns"]["max"], p["ns"]["cv"]]
-                 for p in r["points"]])
-    if kind == "c2c":
-        return (["cpu_a", "cpu_b", "median_ns", "min_ns", "max_ns", "cv"],
-                [[p["a"], p["b"], p["ns"]["median"], p["ns"]["min"], p["ns"]["max"], p["ns"]["cv"]]
-                 for p in r["pairs"]])
-    if kind == "loaded-latency":
-        return (["delay", "latency_ns", "gbs"],
-                [[p["delay"], p["latency_ns"]["median"], p["gbs"]] for p in r["points"]])
-    if kind in ("bandwidth-threads",):
-        return (["threads", "median_gbs", "min_gbs", "max_gbs", "cv"],
-                [[len(x["cpus"]), x["gbs"]["median"], x["gbs"]["min"], x["gbs"]["max"], x["gbs"]["cv"]]
-                 for x in r["runs"]])
-    if kind == "compare":
-        return (["a", "b", "figure", "unit", "value_a", "value_b", "change_pct", "ratio",
-                 "ci_low", "ci_high", "verdict"],
-                [[c["a"], c["b"], f["figure"], f["unit"], f["a"], f["b"], f["change_pct"],
-                  f["ratio"], *(f["ci"] or [None, None]), f["verdict"]]
-                 for c in r["comparisons"] for f in c["figures"]])
-    if kind in ("infer", "sweep"):
-        head = ["layout", "instances", "cpus", "throughput_per_s", "throughput_ci_low",
-                "throughput_ci_high", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "cpu_s_per_inference"]
-        out = []
-        for d in r["layouts"]:
-            lat = d["latency"]
-            p = lambda k: lat[k]["ms"] if lat.get(k) else None
-            out.append([d["layout"]["name"], len(d["layout"]["instances"]), d["cpus"],
-                        d["throughput"]["per_s"], *d["throughput"]["ci"], p("p50"), p("p90"),
-                        p("p99"), p("p99.9"), d["cpu_s_per_inference"]])
-        return head, out
-    raise ValueError(f"a {kind} document has no table for CSV")
+    """The tabular part of a document: (header, rows), as its kind defines it."""
+    kind = kinds.get(doc["kind"])
+    if kind.rows is None:
+        raise UsageError(f"a {doc['kind']} document has no table for CSV")
+    return kind.rows(doc)
 
 
 def to_csv(doc: dict) -> str:

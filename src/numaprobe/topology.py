@@ -6,7 +6,13 @@ that change results. Read from /sys and /proc under a root that is an argument, 
     >>> topo.node_of(3), topo.cpu_nodes, topo.distance(0, 1)
 
 The root defaults to ``$NUMAPROBE_SYSFS_ROOT`` or ``/``. ``capture(dir)`` copies exactly the
-files the reader uses, so a user can send theirs and it becomes a test case.
+files the reader uses, so a user can send theirs and it becomes a test case. The files are read
+through numaprobe.system, the one reader of /sys and /proc.
+
+``read()`` reads everything, every time. Code that checks requests against the machine
+(placement, the probes) asks ``current()`` instead: the description read once per process and
+kept, the allowed CPUs and memory nodes read again at every call, and ``memory_now()`` for the
+free memory of the nodes an allocation will use.
 
 A machine without NUMA support in the kernel is one node holding every CPU.
 """
@@ -19,9 +25,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UsageError
+from .system import CapturingFS, FS, description_root, parse_status
+
 __all__ = [
     "Topology", "Cpu", "Cache", "Node", "Allowed", "Settings",
-    "read", "capture", "parse_list", "format_list", "human_bytes",
+    "read", "current", "forget", "memory_now", "capture", "parse_list", "format_list",
+    "human_bytes",
 ]
 
 
@@ -38,13 +48,13 @@ def parse_list(text: str) -> tuple[int, ...]:
             continue
         m = re.fullmatch(r"(\d+)(?:-(\d+))?(?::(\d+))?", part)
         if not m or (m.group(2) is None and m.group(3) is not None):
-            raise ValueError(f"cannot read {part!r} in the list {text.strip()!r}: "
+            raise UsageError(f"cannot read {part!r} in the list {text.strip()!r}: "
                              "expected numbers and ranges like 0-3,8")
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) is not None else lo
         step = int(m.group(3) or 1)
         if hi < lo or step < 1:
-            raise ValueError(f"bad range {part!r} in {text.strip()!r}")
+            raise UsageError(f"bad range {part!r} in {text.strip()!r}")
         out.update(range(lo, hi + 1, step))
     return tuple(sorted(out))
 
@@ -149,13 +159,13 @@ class Topology:
         for n in self.nodes:
             if n.id == node_id:
                 return n
-        raise ValueError(f"there is no node {node_id}; nodes: {format_list(self.node_ids)}")
+        raise UsageError(f"there is no node {node_id}; nodes: {format_list(self.node_ids)}")
 
     def cpu(self, cpu_id: int) -> Cpu:
         for c in self.cpus:
             if c.id == cpu_id:
                 return c
-        raise ValueError(f"there is no CPU {cpu_id}; CPUs: {format_list(c.id for c in self.cpus)}")
+        raise UsageError(f"there is no CPU {cpu_id}; CPUs: {format_list(c.id for c in self.cpus)}")
 
     @property
     def node_ids(self) -> tuple[int, ...]:
@@ -233,6 +243,22 @@ class Topology:
         for n in d["nodes"]:
             n["hugepages"] = {str(k): v for k, v in sorted(n["hugepages"].items())}
         return json.loads(json.dumps(d))  # tuples -> lists, keys -> str: JSON-exact
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Topology":
+        """The inverse of to_dict: a topology from a result document (root: "document")."""
+        def tup(x):
+            return tuple(tup(v) for v in x) if isinstance(x, list) else x
+
+        def make(kind, item, **fix):
+            return kind(**{k: tup(v) for k, v in item.items()} | fix)
+        nodes = tuple(make(Node, n, hugepages={int(k): v for k, v in n["hugepages"].items()},
+                           access=n["access"]) for n in d["nodes"])
+        return cls(cpus=tuple(make(Cpu, c) for c in d["cpus"]), nodes=nodes,
+                   caches=tuple(make(Cache, c) for c in d["caches"]),
+                   allowed=make(Allowed, d["allowed"]), settings=make(Settings, d["settings"]),
+                   memory_available=d["memory_available"], memory_total=d["memory_total"],
+                   numa=d.get("numa", True), root="document")
 
     def warnings(self) -> list[str]:
         """Settings worth a warning before measuring, in plain words."""
@@ -328,76 +354,9 @@ def human_bytes(n: float) -> str:
 
 # ------------------------------------------------------------------------------ the reader
 
-class _FS:
-    """Every read of /sys and /proc goes through here, relative to one root."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel.lstrip("/")
-
-    def text(self, rel: str) -> str | None:
-        try:
-            return self.path(rel).read_text()
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            return None
-        except OSError:  # some sysfs files fail to read on some kernels (EIO, EINVAL)
-            return None
-
-    def value(self, rel: str) -> str | None:
-        t = self.text(rel)
-        return None if t is None else t.strip()
-
-    def int(self, rel: str) -> int | None:
-        v = self.value(rel)
-        try:
-            return int(v) if v is not None else None
-        except ValueError:
-            return None
-
-    def list(self, rel: str, pattern: str) -> list[str]:
-        """Names in a directory that fully match a regex, in numeric-aware order."""
-        try:
-            names = os.listdir(self.path(rel))
-        except OSError:
-            return []
-        rx = re.compile(pattern)
-        return sorted((n for n in names if rx.fullmatch(n)),
-                      key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
-
-
-class _CapturingFS(_FS):
-    """Reads like _FS and copies what it reads into another directory."""
-
-    def __init__(self, root, dest: Path):
-        super().__init__(root)
-        self.dest = dest
-
-    def text(self, rel):
-        t = super().text(rel)
-        if t is not None:
-            out = self.dest / rel.lstrip("/")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(t)
-        return t
-
-    def list(self, rel, pattern):
-        names = super().list(rel, pattern)
-        for n in names:
-            src, out = self.path(rel) / n, self.dest / rel.lstrip("/") / n
-            # Links (nodeN/cpuK, initiators/nodeM) become empty files: the reader only lists
-            # them, and git keeps empty files but not empty directories.
-            if src.is_dir() and not src.is_symlink():
-                out.mkdir(parents=True, exist_ok=True)
-            else:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.touch()
-        return names
-
-
-def default_root() -> str:
-    return os.environ.get("NUMAPROBE_SYSFS_ROOT") or "/"
+# The reader itself lives in system.py, the one module that reads /sys and /proc.
+_FS, _CapturingFS = FS, CapturingFS
+default_root = description_root
 
 
 def read(root: str | os.PathLike | None = None) -> Topology:
@@ -406,12 +365,69 @@ def read(root: str | os.PathLike | None = None) -> Topology:
     return _read(_FS(root))
 
 
+_kept: dict[str, Topology] = {}   # root -> the description read by current()
+# A forked child reads its own once: it may be moved to another cgroup by whoever forked it.
+os.register_at_fork(after_in_child=_kept.clear)
+
+
+def current(topology: Topology | None = None, *, refresh: bool = False) -> Topology:
+    """The topology to check a request against: ``topology`` itself when one is given, else
+    this machine's (root $NUMAPROBE_SYSFS_ROOT or /), read once per process and kept.
+
+    What changes under a running process is not kept: this process's allowed CPUs and memory
+    nodes (proc/self/status) are read again at every call; free memory is for the caller to
+    read where it checks it (``memory_now``). ``refresh=True`` reads the whole description
+    again and keeps that: placement does so when a system call refused a request that the
+    kept description allowed (a CPU went offline, the cgroup's cpuset changed)."""
+    if topology is not None:
+        return topology
+    root = str(default_root())
+    kept = None if refresh else _kept.get(root)
+    if kept is None:
+        kept = _kept[root] = read(root)
+        return kept
+    fs = _FS(kept.root)
+    status = fs.text("proc/self/status")
+    if status is None:
+        return kept
+    cpus, mems = _allowed_sets(status, tuple(c.id for c in kept.cpus), kept.node_ids)
+    if (cpus, mems) == (kept.allowed.cpus, kept.allowed.mems):
+        return kept
+    return dataclasses.replace(kept, allowed=dataclasses.replace(kept.allowed, cpus=cpus,
+                                                                 mems=mems))
+
+
+def forget() -> None:
+    """Drops the description current() keeps: its next call reads the machine again."""
+    _kept.clear()
+
+
+def memory_now(topo: Topology, nodes) -> Topology:
+    """``topo`` with the memory figures of ``nodes`` read again under its root (free,
+    reclaimable, huge pages per size) and the machine's MemAvailable: what changes while a
+    process runs. A figure whose file cannot be read now keeps its old value."""
+    fs = _FS(topo.root)
+    meminfo = fs.text("proc/meminfo")
+    available = _meminfo(meminfo, "MemAvailable") if meminfo is not None else None
+    out = []
+    for n in topo.nodes:
+        if n.id in nodes and topo.numa:
+            fresh, readable = _node_memory(fs, f"{NODE}/node{n.id}")
+            if readable:
+                n = dataclasses.replace(n, **fresh)
+        elif n.id in nodes and meminfo is not None:  # no NUMA: the node is /proc/meminfo
+            n = dataclasses.replace(n, memory_free=_meminfo(meminfo, "MemFree") or 0)
+        out.append(n)
+    return dataclasses.replace(topo, nodes=tuple(out), memory_available=(
+        available if available is not None else topo.memory_available))
+
+
 def capture(dest: str | os.PathLike, root: str | os.PathLike | None = None) -> Topology:
     """Copies the files the reader uses into ``dest`` (a new or empty directory) and returns
     the topology read while doing so; ``read(dest)`` then gives the same topology."""
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
-        raise ValueError(f"{dest} is not empty: capture into a new or empty directory")
+        raise UsageError(f"{dest} is not empty: capture into a new or empty directory")
     dest.mkdir(parents=True, exist_ok=True)
     root = default_root() if root is None else root
     topo = _read(_CapturingFS(root, dest))
@@ -430,7 +446,7 @@ def _ids(fs: _FS, rel: str) -> tuple[int, ...] | None:
 
 def _read(fs: _FS) -> Topology:
     if not fs.path(CPU).is_dir():
-        raise ValueError(f"{fs.path(CPU)} does not exist: not a Linux sysfs tree "
+        raise UsageError(f"{fs.path(CPU)} does not exist: not a Linux sysfs tree "
                          f"(root {fs.root})")
     cpu_ids = _ids(fs, f"{CPU}/possible") or _ids(fs, f"{CPU}/present") or tuple(
         int(n[3:]) for n in fs.list(CPU, r"cpu\d+"))
@@ -482,21 +498,29 @@ def _read_nodes(fs: _FS, cpu_ids, meminfo: str | None) -> tuple[tuple[Node, ...]
         # Offline CPUs leave the node's cpulist but keep their cpuN link in the node directory.
         cpus = set(_ids(fs, f"{base}/cpulist") or ())
         cpus.update(int(x[3:]) for x in fs.list(base, r"cpu\d+"))
-        mi = fs.text(f"{base}/meminfo")
-        hugepages = {}
-        for d in fs.list(f"{base}/hugepages", r"hugepages-\d+kB"):
-            size = int(d[len("hugepages-"):-2]) * 1024
-            hugepages[size] = {"total": fs.int(f"{base}/hugepages/{d}/nr_hugepages") or 0,
-                               "free": fs.int(f"{base}/hugepages/{d}/free_hugepages") or 0}
+        memory, _ = _node_memory(fs, base)
         dist = fs.value(f"{base}/distance")
         nodes.append(Node(
-            id=n, cpus=tuple(sorted(c for c in cpus if c in set(cpu_ids))),
-            memory_total=_meminfo(mi, "MemTotal") or 0,
-            memory_free=_meminfo(mi, "MemFree") or 0,
-            memory_reclaimable=(_meminfo(mi, "Active(file)") or 0) + (_meminfo(mi, "Inactive(file)") or 0),
+            id=n, cpus=tuple(sorted(c for c in cpus if c in set(cpu_ids))), **memory,
             distances=tuple(int(x) for x in dist.split()) if dist else (10,) * len(node_ids),
-            hugepages=hugepages, access=_read_access(fs, base)))
+            access=_read_access(fs, base)))
     return tuple(nodes), True
+
+
+def _node_memory(fs: _FS, base: str) -> tuple[dict, bool]:
+    """A node's memory fields (Node's memory_total, memory_free, memory_reclaimable, bytes, and
+    hugepages), and whether its meminfo could be read (the byte figures are 0 where not)."""
+    mi = fs.text(f"{base}/meminfo")
+    hugepages = {}
+    for d in fs.list(f"{base}/hugepages", r"hugepages-\d+kB"):
+        size = int(d[len("hugepages-"):-2]) * 1024
+        hugepages[size] = {"total": fs.int(f"{base}/hugepages/{d}/nr_hugepages") or 0,
+                           "free": fs.int(f"{base}/hugepages/{d}/free_hugepages") or 0}
+    return {"memory_total": _meminfo(mi, "MemTotal") or 0,
+            "memory_free": _meminfo(mi, "MemFree") or 0,
+            "memory_reclaimable": (_meminfo(mi, "Active(file)") or 0)
+            + (_meminfo(mi, "Inactive(file)") or 0),
+            "hugepages": hugepages}, mi is not None
 
 
 def _read_access(fs: _FS, base: str) -> dict:
@@ -536,22 +560,25 @@ def _read_caches(fs: _FS, online) -> tuple[Cache, ...]:
 def _parse_size(text: str) -> int:
     m = re.fullmatch(r"(\d+)\s*([KMG]?)", text.strip())
     if not m:
-        raise ValueError(f"cannot read cache size {text!r}")
+        raise UsageError(f"cannot read cache size {text!r}")
     return int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)]
 
 
 def _status_list(status: str | None, key: str) -> tuple[int, ...] | None:
-    if status is None:
-        return None
-    m = re.search(rf"^{key}:\s*(\S*)$", status, re.M)
-    return parse_list(m.group(1)) if m else None
+    value = parse_status(status).get(key) if status is not None else None
+    return parse_list(value) if value is not None else None
+
+
+def _allowed_sets(status: str | None, cpu_ids, node_ids) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """This process's affinity mask and allowed memory nodes from proc/self/status: every CPU
+    and node where the file does not say."""
+    cpus = _status_list(status, "Cpus_allowed_list") or tuple(cpu_ids)
+    mems = _status_list(status, "Mems_allowed_list") or tuple(node_ids)
+    return cpus, tuple(m for m in mems if m in set(node_ids))
 
 
 def _read_allowed(fs: _FS, cpu_ids, nodes) -> Allowed:
-    status = fs.text("proc/self/status")
-    cpus = _status_list(status, "Cpus_allowed_list") or tuple(cpu_ids)
-    mems = _status_list(status, "Mems_allowed_list") or tuple(n.id for n in nodes)
-    mems = tuple(m for m in mems if m in {n.id for n in nodes})
+    cpus, mems = _allowed_sets(fs.text("proc/self/status"), cpu_ids, tuple(n.id for n in nodes))
     cg_path, version, cg_cpus, cg_mems, quota = None, None, None, None, None
     for line in (fs.text("proc/self/cgroup") or "").splitlines():
         hid, controllers, path = line.split(":", 2)
@@ -622,3 +649,39 @@ def _bracketed(text: str | None) -> str | None:
         return None
     m = re.search(r"\[([^\]\s]+)\]", text)
     return m.group(1) if m else text
+
+
+# ------------------------------------------------------------------------ the result kind
+
+def _html(r: dict) -> str:
+    from .report import html as H
+    gib = 2 ** 30
+    nodes = H.table(["node", "CPUs", "memory GiB", "free GiB", "distances"],
+                   [[str(n["id"]), format_list(n["cpus"]) or "none",
+                     f"{n['memory_total'] / gib:.1f}", f"{n['memory_free'] / gib:.1f}",
+                     " ".join(map(str, n.get("distances") or []))] for n in r.get("nodes", [])],
+                   caption="NUMA nodes")
+    caches = {}
+    for c in r.get("caches", []):
+        key = (c["level"], c["type"], c["size"])
+        caches[key] = caches.get(key, 0) + 1
+    ctab = H.table(["level", "type", "size", "instances"],
+                  [[f"L{lv}", t, human_bytes(s), str(k)] for (lv, t, s), k in sorted(caches.items())],
+                  caption="caches", numeric=(2, 3))
+    s, a = r.get("settings") or {}, r.get("allowed") or {}
+    kv = H.kv([("allowed CPUs", format_list(a.get("cpus", []))),
+              ("allowed memory nodes", format_list(a.get("mems", []))),
+              ("cgroup", f"{a.get('cgroup')} (v{a.get('cgroup_version')})"),
+              ("SMT active", s.get("smt_active")),
+              ("isolated CPUs", format_list(s.get("isolated") or []))])
+    return nodes + ctab + kv
+
+
+def _register() -> None:
+    from .kinds import Kind, register
+    register(Kind("topology", "topology",
+                  text=lambda doc: Topology.from_dict(doc["result"]).summary(),
+                  html=lambda doc: _html(doc["result"])))
+
+
+_register()

@@ -159,13 +159,25 @@ int np_clock_resolution(int n, uint64_t *ticks);
 
 /* ---------------------------------------------------------------- threads.c */
 
+/* What failed inside a run of pinned threads, so the caller's message can name it: `call` is
+ * the system call or library function ("sched_setaffinity", "pthread_create", "calloc"), a
+ * string literal; `cpu` the CPU of the thread it failed for (-1: none in particular). `call`
+ * stays NULL when nothing failed, when an argument check refused the run (the function's own
+ * -EINVAL), or when the failure was the kernel function's own return value. */
+typedef struct np_failure {
+    const char *call;
+    int cpu;
+} np_failure;
+
 /* A team of threads, each pinned to one CPU before it runs anything, released together. */
 typedef struct np_team np_team;
 typedef int (*np_team_fn)(np_team *team, int index, void *arg);
 /* Runs fn(team, i, arg) on n threads, thread i pinned to cpus[i]; returns when all are done.
  * ran_on[i] (optional) gets the CPU thread i ran on after pinning (getcpu). Returns the first
- * failure: -errno from pinning or thread creation, or fn's own negative return. */
-int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on);
+ * failure: -errno from pinning or thread creation, or fn's own negative return; `failed`
+ * (optional) says which call that was. */
+int np_team_run(const int *cpus, int n, np_team_fn fn, void *arg, int *ran_on,
+                np_failure *failed);
 /* All threads of the team wait here until every one has arrived. */
 void np_team_barrier(np_team *team);
 int np_team_size(const np_team *team);
@@ -198,6 +210,20 @@ enum np_bw_kernel {
     NP_BW_TRIAD_NT = 6,  /* the same, non-temporal stores   */
     NP_BW_NKERNELS = 7,
 };
+/* One entry of the kernel table, the one list of kernels (Python builds its own from it): what
+ * the kernel does and what it moves per element of its arrays, as likwid-bench describes a
+ * test (STREAMS, BYTES). */
+typedef struct np_bw_kernel_info {
+    const char *name;  /* "read", "write_nt", ...: the name users give                      */
+    const char *doc;   /* what one element does: "a[i] = b[i] + s * c[i]"                  */
+    int streams;       /* arrays the kernel walks: reads + writes                           */
+    int reads;         /* arrays read (a for read; b, then c, for the others)               */
+    int writes;        /* arrays written (a)                                                */
+    int nt;            /* 1: non-temporal stores, no write-allocate reads of a              */
+    int bytes;         /* bytes the program moves per element: 8 (a double) per stream      */
+} np_bw_kernel_info;
+/* The table entry of kernel `kernel` (enum np_bw_kernel), or NULL outside 0..NKERNELS-1. */
+const np_bw_kernel_info *np_bw_kernel_info_get(int kernel);
 enum np_isa { NP_ISA_SCALAR = 0, NP_ISA_AVX2 = 1, NP_ISA_AVX512 = 2, NP_ISA_NEON = 3 };
 /* Which ISAs this CPU can run (bit 1 << NP_ISA_*). */
 unsigned np_isa_supported(void);
@@ -216,8 +242,10 @@ typedef struct np_bw_args {
     int skip_warmup;    /* 1: the arrays are warm already (0, the default: one pass) */
 } np_bw_args;
 /* Runs the kernel on every CPU of `cpus` at once, `reps` times, each repetition started by a
- * barrier; one warm-up pass first (not recorded) unless skip_warmup. */
-int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on);
+ * barrier; one warm-up pass first (not recorded) unless skip_warmup. The arrays a kernel
+ * needs are the table's: b when it reads and writes, c when it reads two. `failed`
+ * (optional): see np_failure. */
+int np_bw_run(const int *cpus, int n, np_bw_args *args, int *ran_on, np_failure *failed);
 
 /* ---------------------------------------------------------------- loaded.c */
 
@@ -233,14 +261,18 @@ typedef struct np_loaded_args {
     uint64_t t0, t1;     /* ticks spanning the latency samples                           */
     double sink;
 } np_loaded_args;
-/* cpus[0] runs the latency chase; cpus[1..n-1] read their buffers until it is done. */
-int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on);
+/* cpus[0] runs the latency chase; cpus[1..n-1] read their buffers until it is done.
+ * `failed` (optional): see np_failure. */
+int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on,
+                  np_failure *failed);
 
 /* ---------------------------------------------------------------- c2c.c */
 
 /* Bounces the cache line at `line` between CPUs a and b `rounds` times (compare-and-swap);
- * *ticks = counter ticks for all round trips, measured on CPU a. */
-int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks);
+ * *ticks = counter ticks for all round trips, measured on CPU a. `failed` (optional): see
+ * np_failure. */
+int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks,
+               np_failure *failed);
 
 #ifdef __cplusplus
 }

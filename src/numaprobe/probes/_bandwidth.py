@@ -16,41 +16,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from .. import _core, clock, placement
+from ..kinds import Figure, Kind, register
+from ..report import html as H, plots as P
 from ..stats import Summary, summarize
-from ..topology import Topology
+from ..topology import Topology, format_list
 from . import _common as C
 
 
 @dataclass(frozen=True)
 class Kernel:
+    """One entry of the C core's kernel table (np_bw_kernel_info in bandwidth.c)."""
     name: str
+    doc: str
+    streams: int        # arrays walked: reads + writes
     reads: int          # arrays read per element
     writes: int         # arrays written per element
     nt: bool            # non-temporal stores (no write-allocate)
-    doc: str
-
-    @property
-    def streams(self) -> int:
-        return self.reads + self.writes
+    bytes: int          # bytes the program moves per element (8 a stream)
 
     def program_bytes(self, n: int) -> int:
-        return 8 * n * self.streams
+        return n * self.bytes
 
     def allocate_bytes(self, n: int) -> int:
         """Extra reads of destination lines that regular stores cause."""
         return 0 if self.nt else 8 * n * self.writes
 
 
-KERNELS = {k.name: k for k in (
-    Kernel("read", 1, 0, False, "s += a[i]"),
-    Kernel("write", 0, 1, False, "a[i] = s"),
-    Kernel("write_nt", 0, 1, True, "a[i] = s, non-temporal stores"),
-    Kernel("copy", 1, 1, False, "a[i] = b[i]"),
-    Kernel("copy_nt", 1, 1, True, "a[i] = b[i], non-temporal stores"),
-    Kernel("triad", 2, 1, False, "a[i] = b[i] + s * c[i]"),
-    Kernel("triad_nt", 2, 1, True, "a[i] = b[i] + s * c[i], non-temporal stores"),
-)}
+KERNELS = {k["name"]: Kernel(**k) for k in _core.bw_kernels()}  # the C table, in its order
 
 
 @dataclass(frozen=True)
@@ -78,12 +72,12 @@ class BandwidthResult:
 def _check_kernel(kernel: str, isa: str) -> tuple[Kernel, str | None]:
     """The kernel and the ISA asked for; None for "auto" when there is a choice to measure."""
     if kernel not in KERNELS:
-        raise ValueError(f"unknown kernel {kernel!r}; kernels: {', '.join(KERNELS)}")
+        raise UsageError(f"unknown kernel {kernel!r}; kernels: {', '.join(KERNELS)}")
     supported = _core.isa_supported()
     if isa == "auto":
         return KERNELS[kernel], (None if len(supported) > 1 else supported[0])
     if isa not in supported:
-        raise ValueError(f"this CPU cannot run {isa!r} kernels; it runs: {', '.join(supported)}")
+        raise UsageError(f"this CPU cannot run {isa!r} kernels; it runs: {', '.join(supported)}")
     return KERNELS[kernel], isa
 
 
@@ -100,12 +94,12 @@ def run(cpus, mem_nodes, kernel: str = "read", *, isa: str = "auto", size: int |
     k, isa = _check_kernel(kernel, isa)
     cpus = list(cpus)
     if len(set(cpus)) != len(cpus):
-        raise ValueError(f"a CPU appears twice in {cpus}: one thread per CPU")
+        raise UsageError(f"a CPU appears twice in {cpus}: one thread per CPU")
     placement.check_cpus(cpus, topo)
     mem_nodes = list(mem_nodes)
     C.mem_nodes(topo, sorted(set(mem_nodes)))
     if not isinstance(reps, int) or reps < 1:
-        raise ValueError(f"repetitions must be a whole number >= 1, got {reps!r}")
+        raise UsageError(f"repetitions must be a whole number >= 1, got {reps!r}")
     size = C.check_size(size if size is not None else default_size(topo, len(cpus)), 512,
                         "size per thread")
     n = size // 512 * 64  # doubles, a multiple of 64
@@ -170,9 +164,9 @@ def _node_cpus(topo: Topology, node: int, threads: int | None) -> list[int]:
     if threads is None:
         return cpus
     if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        raise UsageError(f"threads must be a whole number >= 1, got {threads!r}")
     if threads > len(cpus):
-        raise ValueError(f"node {node} has {len(cpus)} usable CPU(s); asked for {threads} threads")
+        raise UsageError(f"node {node} has {len(cpus)} usable CPU(s); asked for {threads} threads")
     return cpus[:threads]
 
 
@@ -197,16 +191,7 @@ class BandwidthMatrix:
                 if (w := r.gbs.warning(f"{self.kernel} bandwidth CPU node {a} -> memory node {b}"))]
 
     def table(self) -> str:
-        isas = ", ".join(sorted({r.isa for r in self.cells.values()}))
-        how = ", fastest in a trial" if any(r.isa_trials for r in self.cells.values()) else ""
-        lines = [f"{self.kernel} bandwidth, GB/s (median; {isas}{how}; threads = the CPU node's "
-                 "usable CPUs)",
-                 "CPU node \\ memory node".ljust(24) + "".join(f"{'node ' + str(m):>10}"
-                                                              for m in self.mem_nodes)]
-        for a in self.cpu_nodes:
-            lines.append(f"node {a} ({len(self.cells[(a, self.mem_nodes[0])].cpus)} threads)".ljust(24)
-                         + "".join(f"{self.gbs(a, b):10.1f}" for b in self.mem_nodes))
-        return "\n".join(lines)
+        return matrix_text(self.to_dict())
 
 
 def bandwidth_matrix(kernel: str = "read", cpu_nodes=None, mem_nodes=None, *,
@@ -258,3 +243,155 @@ def threads_sweep(cpu_node: int, mem_node: int, kernel: str = "read", *, isa: st
     finally:
         bar.close()
     return out
+
+
+# ------------------------------------------------------------------------ the result kinds
+
+def matrix_text(r: dict) -> str:
+    """A bandwidth matrix (a bandwidth document's result, or one of the quick check's)."""
+    cells = {(c["cpu_node"], c["mem_node"]): c for c in r["cells"]}
+    mem_nodes = r["mem_nodes"]
+    isas = ", ".join(sorted({c["isa"] for c in cells.values()}))
+    how = ", fastest in a trial" if any(c.get("isa_trials") for c in cells.values()) else ""
+    lines = [f"{r['kernel']} bandwidth, GB/s (median; {isas}{how}; threads = the CPU node's "
+             "usable CPUs)",
+             "CPU node \\ memory node".ljust(24) + "".join(f"{'node ' + str(m):>10}"
+                                                          for m in mem_nodes)]
+    for a in r["cpu_nodes"]:
+        lines.append(f"node {a} ({len(cells[(a, mem_nodes[0])]['cpus'])} threads)".ljust(24)
+                     + "".join(f"{cells[(a, b)]['gbs']['median']:10.1f}" for b in mem_nodes))
+    return "\n".join(lines)
+
+
+def matrix_figures(r: dict) -> list[Figure]:
+    return [Figure.of(f"{r['kernel']} bandwidth node {c['cpu_node']} -> node {c['mem_node']}",
+                      c["gbs"], True) for c in r["cells"]]
+
+
+def matrix_rows(r: dict) -> tuple[list, list]:
+    return (["cpu_node", "mem_node", "median", "min", "max", "cv", "n", "unit"],
+            [[c["cpu_node"], c["mem_node"], c["gbs"]["median"], c["gbs"]["min"], c["gbs"]["max"],
+              c["gbs"]["cv"], c["gbs"]["n"], c["gbs"]["unit"]] for c in r["cells"]])
+
+
+def _threads_text(r: dict) -> str:
+    runs = r["runs"]
+    kernel = runs[0]["kernel"] if runs else "?"
+    return "\n".join([f"{kernel} bandwidth by threads, CPU node {r['cpu_node']}"]
+                     + [f"  {len(u['cpus']):>3} thread(s)  {Summary.from_dict(u['gbs'])}  [{u['isa']}]"
+                        for u in runs])
+
+
+def _peak_text(r: dict) -> str:
+    return (f"aggregate {r['kernel']} bandwidth, all {len(r['cpus'])} usable CPUs on their own "
+            f"nodes ({r['isa']}): {Summary.from_dict(r['gbs'])}")
+
+
+def matrix_html(r: dict, machine: dict | None = None) -> str:
+    cells = {(c["cpu_node"], c["mem_node"]): c for c in r.get("cells", [])}
+    if not cells:
+        return '<p class="muted">no cells measured</p>'
+    isa = ", ".join(sorted({c.get("isa", "?") for c in cells.values()}))
+    rows = []
+    for a in r["cpu_nodes"]:
+        c0 = next((c for (x, _), c in cells.items() if x == a), None)
+        row = [f"node {a} ({len(c0['cpus']) if c0 else '?'} threads)"]
+        for b in r["mem_nodes"]:
+            c = cells.get((a, b))
+            row.append(("raw", f"{c['gbs']['median']:.1f}<span class=sub>{H.e(H.sub(c['gbs'], '.1f'))}"
+                               "</span>") if c else "-")
+        rows.append(row)
+    return H.table(["CPU node \\ memory node"] + [H.node_head(machine, b) for b in r["mem_nodes"]],
+                  rows, caption=f"{r['kernel']} bandwidth, GB/s (median; {isa}; threads = usable CPUs "
+                          "of the CPU node)")
+
+
+def _html_threads(r: dict) -> str:
+    runs = r.get("runs") or []
+    first = runs[0] if runs else {}
+    return H.table(["threads", "CPUs", "GB/s (median)", "min", "max", "CV"],
+                  [[str(len(u["cpus"])), format_list(u["cpus"]), f"{u['gbs']['median']:.1f}",
+                    f"{u['gbs']['min']:.1f}", f"{u['gbs']['max']:.1f}", H.pct(u["gbs"]["cv"])]
+                   for u in runs],
+                  caption=f"{first.get('kernel', '?')} bandwidth by threads, CPU node "
+                          f"{r.get('cpu_node')} ({first.get('isa', '?')})")
+
+
+def _html_peak(r: dict) -> str:
+    g = r["gbs"]
+    return (f"<p>aggregate {H.e(r['kernel'])} bandwidth, all {len(r['cpus'])} usable CPUs on "
+            f"their own nodes ({H.e(r.get('isa'))}): <b>{g['median']:.1f} GB/s</b> (min "
+            f"{g['min']:.1f}, max {g['max']:.1f}, CV {100 * g['cv']:.1f} %, n={g['n']})</p>")
+
+
+def matrix_plot(doc, r):
+    cells = {(c["cpu_node"], c["mem_node"]): c for c in r.get("cells", [])}
+    if not cells:
+        return None
+    rows = []
+    for a in r["cpu_nodes"]:
+        c = next((c for (x, _), c in cells.items() if x == a), None)
+        rows.append(f"node {a}" + (f" ({len(c['cpus'])} threads)" if c else ""))
+    values = [[cells[(a, b)]["gbs"]["median"] if (a, b) in cells else None for b in r["mem_nodes"]]
+              for a in r["cpu_nodes"]]
+    return P.heatmap(doc, f"{r['kernel']} bandwidth, GB/s (median; "
+                    f"{', '.join(sorted({c.get('isa', '?') for c in r['cells']}))})",
+                    rows, [P.node_label(doc, b) for b in r["mem_nodes"]], values, unit="GB/s",
+                    fmt=".1f", cmap="viridis", xlabel="memory node", ylabel="CPU node",
+                    extra="threads = the usable CPUs of the CPU node; brighter = faster")
+
+
+def _plot_bandwidth_threads(doc, r):
+    runs = r.get("runs") or []
+    if not runs:
+        return None
+    fig = P.figure(8.0, 5.0)
+    ax = fig.add_subplot()
+    x = [len(u["cpus"]) for u in runs]
+    y = [u["gbs"]["median"] for u in runs]
+    err = [[max(0.0, u["gbs"]["median"] - u["gbs"]["min"]) for u in runs],
+           [max(0.0, u["gbs"]["max"] - u["gbs"]["median"]) for u in runs]]
+    ax.errorbar(x, y, yerr=err, fmt="o-", color="#1f77b4", ecolor="0.45", elinewidth=1.2,
+                capsize=4, markersize=6, label="median (bars: min\u2013max)")
+    for xi, yi in zip(x, y):
+        ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(6, -12),
+                    fontsize=8.5)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(min(x) - 0.5, max(x) + 0.5)
+    ax.set_ylim(bottom=0, top=max(u["gbs"]["max"] for u in runs) * 1.12)
+    ax.set_xlabel("threads (one per CPU)")
+    ax.set_ylabel("bandwidth, GB/s")
+    ax.grid(True, color="0.9", linewidth=0.8)
+    ax.legend(loc="lower right", frameon=False)
+    first = runs[0]
+    P.titles(fig, ax, f"{first.get('kernel', '?')} bandwidth by threads, CPU node "
+            f"{r.get('cpu_node')} ({first.get('isa', '?')})", doc)
+    return fig
+
+
+register(Kind(
+    "bandwidth", "memory bandwidth",
+    text=lambda doc: matrix_text(doc["result"]),
+    html=lambda doc: matrix_html(doc["result"], doc.get("machine")),
+    figures=lambda doc: matrix_figures(doc["result"]),
+    rows=lambda doc: matrix_rows(doc["result"]),
+    plots=lambda doc: [("matrix", lambda: matrix_plot(doc, doc["result"]))]))
+
+register(Kind(
+    "bandwidth-threads", "bandwidth by threads",
+    text=lambda doc: _threads_text(doc["result"]),
+    html=lambda doc: _html_threads(doc["result"]),
+    figures=lambda doc: [Figure.of(f"{u['kernel']} bandwidth with {len(u['cpus'])} thread(s)",
+                                   u["gbs"], True) for u in doc["result"]["runs"]],
+    rows=lambda doc: (["threads", "median_gbs", "min_gbs", "max_gbs", "cv"],
+                      [[len(u["cpus"]), u["gbs"]["median"], u["gbs"]["min"], u["gbs"]["max"],
+                        u["gbs"]["cv"]] for u in doc["result"]["runs"]]),
+    plots=lambda doc: [("scaling", lambda: _plot_bandwidth_threads(doc, doc["result"]))]))
+
+register(Kind(
+    "bandwidth-peak", "aggregate (peak) bandwidth",
+    text=lambda doc: _peak_text(doc["result"]),
+    html=lambda doc: _html_peak(doc["result"]),
+    figures=lambda doc: [Figure.of(f"aggregate {doc['result']['kernel']} bandwidth",
+                                   doc["result"]["gbs"], True)]))

@@ -8,7 +8,10 @@ import itertools
 import statistics
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from .. import _core, clock, placement
+from ..kinds import Figure, Kind, register
+from ..report import html as H, plots as P
 from ..stats import summarize
 from ..topology import Topology, format_list
 from . import _common as C
@@ -42,20 +45,7 @@ class C2CMatrix:
                 if (w := s.warning(f"core-to-core CPUs {a}-{b}", limit=0.10))]
 
     def table(self) -> str:
-        cpus = self.cpus
-        lines = [f"core-to-core latency, ns one way (line on node {self.node})",
-                 "CPU".rjust(5) + "".join(f"{c:>8}" for c in cpus)]
-        for a in cpus:
-            row = f"{a:>5}"
-            for b in cpus:
-                key = (min(a, b), max(a, b))
-                row += f"{self.ns[key].median:8.1f}" if key in self.ns and a != b else f"{'-':>8}"
-            lines.append(row)
-        s = self.summary()
-        lines.append(f"min {s['min']['ns']:.1f} ns (CPUs {s['min']['pair'][0]}-{s['min']['pair'][1]}), "
-                     f"median {s['median']:.1f} ns, max {s['max']['ns']:.1f} ns "
-                     f"(CPUs {s['max']['pair'][0]}-{s['max']['pair'][1]})")
-        return "\n".join(lines)
+        return matrix_text(self.to_dict())
 
 
 def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, samples: int = 5,
@@ -64,10 +54,10 @@ def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, sampl
     topo = C.topology(topology)
     cpus = placement.check_cpus(topo.usable_cpus if cpus is None else cpus, topo)
     if len(cpus) < 2:
-        raise ValueError(f"core-to-core latency needs two CPUs or more; usable CPUs: "
+        raise UsageError(f"core-to-core latency needs two CPUs or more; usable CPUs: "
                          f"{format_list(topo.usable_cpus)}")
     if not isinstance(rounds, int) or rounds < 1 or not isinstance(samples, int) or samples < 1:
-        raise ValueError("rounds and samples must be whole numbers >= 1")
+        raise UsageError("rounds and samples must be whole numbers >= 1")
     if node is None:
         node = topo.node_of(cpus[0]) if topo.node_of(cpus[0]) in topo.usable_mems \
             else topo.usable_mems[0]
@@ -88,3 +78,86 @@ def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, sampl
     finally:
         bar.close()
     return C2CMatrix(cpus=tuple(cpus), node=node, rounds=rounds, ns=out)
+
+
+# ------------------------------------------------------------------------ the result kind
+
+def matrix_text(r: dict) -> str:
+    """The core-to-core matrix (a c2c document's result, or the quick check's part)."""
+    cpus = r["cpus"]
+    ns = {(p["a"], p["b"]): p["ns"]["median"] for p in r["pairs"]}
+    lines = [f"core-to-core latency, ns one way (line on node {r['node']})",
+             "CPU".rjust(5) + "".join(f"{c:>8}" for c in cpus)]
+    for a in cpus:
+        row = f"{a:>5}"
+        for b in cpus:
+            key = (min(a, b), max(a, b))
+            row += f"{ns[key]:8.1f}" if key in ns and a != b else f"{'-':>8}"
+        lines.append(row)
+    s = r["summary"]
+    lines.append(f"min {s['min']['ns']:.1f} ns (CPUs {s['min']['pair'][0]}-{s['min']['pair'][1]}), "
+                 f"median {s['median']:.1f} ns, max {s['max']['ns']:.1f} ns "
+                 f"(CPUs {s['max']['pair'][0]}-{s['max']['pair'][1]})")
+    return "\n".join(lines)
+
+
+def matrix_figures(r: dict) -> list[Figure]:
+    return [Figure.of(f"core-to-core CPUs {p['a']}-{p['b']}", p["ns"], False) for p in r["pairs"]]
+
+
+def matrix_rows(r: dict) -> tuple[list, list]:
+    return (["cpu_a", "cpu_b", "median_ns", "min_ns", "max_ns", "cv"],
+            [[p["a"], p["b"], p["ns"]["median"], p["ns"]["min"], p["ns"]["max"], p["ns"]["cv"]]
+             for p in r["pairs"]])
+
+
+def matrix_html(r: dict) -> str:
+    s = r.get("summary") or {}
+    out = []
+    if s:
+        out.append(f"<p>min <b>{s['min']['ns']:.1f} ns</b> (CPUs {s['min']['pair'][0]}-"
+                   f"{s['min']['pair'][1]}), median <b>{s['median']:.1f} ns</b>, max "
+                   f"<b>{s['max']['ns']:.1f} ns</b> (CPUs {s['max']['pair'][0]}-"
+                   f"{s['max']['pair'][1]}) over {s['pairs']} pair(s); the line lived on memory "
+                   f"node {H.e(r.get('node'))}</p>")
+    cpus = r.get("cpus") or []
+    ns = {}
+    for p in r.get("pairs") or []:
+        ns[(p["a"], p["b"])] = ns[(p["b"], p["a"])] = p["ns"]["median"]
+    table = H.table(["CPU"] + [str(c) for c in cpus],
+                   [[str(a)] + [f"{ns[(a, b)]:.1f}" if (a, b) in ns and a != b else "-"
+                                for b in cpus] for a in cpus],
+                   caption="core-to-core latency, ns one way (median)")
+    out.append(table if len(cpus) <= 16 else
+               f"<details><summary>the full {len(cpus)} x {len(cpus)} matrix</summary>{table}</details>")
+    return "\n".join(out)
+
+
+def matrix_plot(doc, r):
+    pairs = r.get("pairs") or []
+    if not pairs:
+        return None
+    cpus = list(r["cpus"])
+    ns = {}
+    for p in pairs:
+        ns[(p["a"], p["b"])] = ns[(p["b"], p["a"])] = p["ns"]["median"]
+    values = [[ns.get((a, b)) if a != b else None for b in cpus] for a in cpus]
+    s = r.get("summary") or {}
+    extra = ""
+    if s:
+        extra = (f"min {s['min']['ns']:.1f} ns (CPUs {s['min']['pair'][0]}-{s['min']['pair'][1]}), "
+                 f"median {s['median']:.1f} ns, max {s['max']['ns']:.1f} ns "
+                 f"(CPUs {s['max']['pair'][0]}-{s['max']['pair'][1]})")
+    labels = [str(c) for c in cpus]
+    return P.heatmap(doc, f"core-to-core latency, ns one way (line on memory node {r.get('node')})",
+                    labels, labels, values, unit="ns one way", fmt=".1f", cmap="YlOrRd",
+                    xlabel="CPU", ylabel="CPU", extra=extra, diagonal_blank=True)
+
+
+register(Kind(
+    "c2c", "core-to-core latency",
+    text=lambda doc: matrix_text(doc["result"]),
+    html=lambda doc: matrix_html(doc["result"]),
+    figures=lambda doc: matrix_figures(doc["result"]),
+    rows=lambda doc: matrix_rows(doc["result"]),
+    plots=lambda doc: [("matrix", lambda: matrix_plot(doc, doc["result"]))]))

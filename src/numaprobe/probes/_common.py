@@ -1,11 +1,10 @@
 """What the probes share: choosing CPUs and nodes (validated), chains, progress."""
 from __future__ import annotations
 
-import sys
-import time
-
+from ..errors import UsageError
 from .. import _core, placement
-from ..topology import Topology, format_list, read as read_topology
+from ..progress import Progress as _Progress
+from ..topology import Topology, current, format_list
 
 LINE = 64
 # Idle-latency chains use one line in every 128 bytes: the adjacent-line prefetcher fetches a
@@ -16,7 +15,8 @@ CHAIN_STRIDE = 128
 
 
 def topology(topo: Topology | None) -> Topology:
-    return topo if topo is not None else read_topology()
+    """The topology given, else this machine's as placement checks it (topology.current)."""
+    return current(topo)
 
 
 def cpu_nodes(topo: Topology, nodes=None) -> tuple[int, ...]:
@@ -26,7 +26,7 @@ def cpu_nodes(topo: Topology, nodes=None) -> tuple[int, ...]:
     nodes = placement.check_nodes(nodes, topo, need="cpus")
     for n in nodes:
         if not topo.cpus_of(n, usable=True):
-            raise ValueError(f"node {n} has no CPU this process may use; usable CPUs: "
+            raise UsageError(f"node {n} has no CPU this process may use; usable CPUs: "
                              f"{format_list(topo.usable_cpus)}")
     return nodes
 
@@ -45,7 +45,7 @@ def node_cpu(topo: Topology, node: int) -> int:
 def check_size(nbytes, minimum: int, what: str = "size") -> int:
     nbytes = placement._check_size(nbytes)
     if nbytes < minimum:
-        raise ValueError(f"{what} must be at least {minimum} bytes, got {nbytes}")
+        raise UsageError(f"{what} must be at least {minimum} bytes, got {nbytes}")
     return nbytes
 
 
@@ -59,7 +59,7 @@ CHAINS = ("tlb-local", "random")
 
 def check_chain(chain: str) -> str:
     if chain not in CHAINS:
-        raise ValueError(f"unknown chain {chain!r}; chains: {', '.join(CHAINS)}")
+        raise UsageError(f"unknown chain {chain!r}; chains: {', '.join(CHAINS)}")
     return chain
 
 
@@ -79,23 +79,5 @@ def build_chain(mem: placement.Memory, chain: str, seed: int = 1) -> placement.P
     return pages
 
 
-class Progress:
-    """One line on stderr, rewritten in place: what ran last and the time left, estimated
-    from the steps so far. Silent when stderr is not a terminal (or enabled=False)."""
-
-    def __init__(self, total: int, what: str, enabled: bool | None = None):
-        self.total, self.what, self.done = total, what, 0
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.t0 = time.monotonic()
-
-    def step(self, detail: str = "") -> None:
-        self.done += 1
-        if self.enabled:
-            left = (time.monotonic() - self.t0) / self.done * (self.total - self.done)
-            eta = f" ~{left:.0f} s left" if self.done < self.total else ""
-            print(f"\r{self.what} {self.done}/{self.total}{eta}: {detail}"[:79].ljust(79),
-                  end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.enabled:
-            print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)
+# The probes' progress line (one step per cell) is numaprobe.progress.Progress.
+Progress = _Progress

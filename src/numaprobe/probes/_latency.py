@@ -11,9 +11,13 @@ load, with its spread.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from .. import _core, clock, placement
+from ..kinds import Figure, Kind, register
+from ..report import html as H, plots as P
 from ..stats import Summary, summarize
 from ..topology import Topology, human_bytes
 from . import _common as C
@@ -72,9 +76,9 @@ def default_size(topo: Topology) -> int:
 
 def _check_counts(samples, loads) -> tuple[int, int]:
     if not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a whole number >= 1, got {samples!r}")
+        raise UsageError(f"samples must be a whole number >= 1, got {samples!r}")
     if not isinstance(loads, int) or loads < 32:
-        raise ValueError(f"loads must be a whole number >= 32, got {loads!r}")
+        raise UsageError(f"loads must be a whole number >= 32, got {loads!r}")
     return samples, loads // 32 * 32
 
 
@@ -101,18 +105,7 @@ class LatencyMatrix:
                                          for a in self.cpu_nodes]}
 
     def table(self) -> str:
-        # Four memory nodes fit in 80 columns.
-        head = "CPU \\ memory".ljust(16) + "".join(f"{'node ' + str(m):>16}" for m in self.mem_nodes)
-        lines = ["idle latency, ns per load (median [SLIT distance|HMAT ns where declared])", head]
-        for a in self.cpu_nodes:
-            row = f"node {a} (CPU {self.cells[(a, self.mem_nodes[0])].cpu})".ljust(16)
-            for b in self.mem_nodes:
-                r = self.cells[(a, b)]
-                extra = f" [{self.distances[(a, b)]}" + (
-                    f"|{self.hmat_ns[(a, b)]}]" if self.hmat_ns.get((a, b)) else "]")
-                row += f"{r.ns.median:8.1f}{extra:>8}"
-            lines.append(row)
-        return "\n".join(lines)
+        return matrix_text(self.to_dict())
 
 
 def _hmat(topo: Topology, cpu_node: int, mem_node: int):
@@ -181,16 +174,7 @@ class Sweep:
                 "levels": [vars(lv) for lv in self.levels]}
 
     def table(self) -> str:
-        lines = [f"latency vs working set (CPU {self.cpu}, memory node {self.mem_node}, "
-                 f"{self.chain} chain)"]
-        for s, ns in self.points:
-            lines.append(f"  {human_bytes(s):>10}  {ns.median:8.2f} ns")
-        lines.append("levels found (effective size vs what the topology reports):")
-        for lv in self.levels:
-            eff = human_bytes(lv.effective_size) if lv.effective_size else "-"
-            rep = human_bytes(lv.reported_size) if lv.reported_size else "-"
-            lines.append(f"  {lv.name:<5} {lv.ns:8.2f} ns   effective {eff:>10}   reported {rep:>10}")
-        return "\n".join(lines)
+        return sweep_text(self.to_dict())
 
 
 def sweep_sizes(lo: int, hi: int, per_octave: int = 4) -> list[int]:
@@ -219,7 +203,7 @@ def latency_sweep(cpu_node: int | None = None, mem_node: int | None = None, *,
     hi = hi if hi is not None else default_size(topo)
     lo = C.check_size(lo, 2 * C.LINE, "smallest size")
     if hi < lo:
-        raise ValueError(f"largest size {hi} is below the smallest {lo}")
+        raise UsageError(f"largest size {hi} is below the smallest {lo}")
     samples, loads = _check_counts(samples, loads)
     C.check_chain(chain)
     cpu = C.node_cpu(topo, cn)
@@ -309,3 +293,193 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
                 x <= mid for _, x in meds) else eff
         levels.append(Level(f"L{k + 1}", lat, eff, reported[k] if k < len(reported) else None))
     return levels
+
+
+# ------------------------------------------------------------------------ the result kinds
+
+def matrix_text(r: dict) -> str:
+    """The latency matrix (a latency document's result, or the quick check's part) as text;
+    four memory nodes fit in 80 columns."""
+    cells = {(c["cpu_node"], c["mem_node"]): c for c in r["cells"]}
+    mem_nodes = r["mem_nodes"]
+    dist, hmat = r.get("distances") or [], r.get("hmat_read_latency_ns") or []
+    head = "CPU \\ memory".ljust(16) + "".join(f"{'node ' + str(m):>16}" for m in mem_nodes)
+    lines = ["idle latency, ns per load (median [SLIT distance|HMAT ns where declared])", head]
+    for i, a in enumerate(r["cpu_nodes"]):
+        row = f"node {a} (CPU {cells[(a, mem_nodes[0])]['cpu']})".ljust(16)
+        for j, b in enumerate(mem_nodes):
+            h = hmat[i][j] if i < len(hmat) and j < len(hmat[i]) else None
+            extra = f" [{dist[i][j]}" + (f"|{h}]" if h else "]")
+            row += f"{cells[(a, b)]['ns']['median']:8.1f}{extra:>8}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def sweep_text(r: dict) -> str:
+    lines = [f"latency vs working set (CPU {r['cpu']}, memory node {r['mem_node']}, "
+             f"{r['chain']} chain)"]
+    for p in r["points"]:
+        lines.append(f"  {human_bytes(p['size']):>10}  {p['ns']['median']:8.2f} ns")
+    lines.append("levels found (effective size vs what the topology reports):")
+    for lv in r["levels"]:
+        eff = human_bytes(lv["effective_size"]) if lv["effective_size"] else "-"
+        rep = human_bytes(lv["reported_size"]) if lv["reported_size"] else "-"
+        lines.append(f"  {lv['name']:<5} {lv['ns']:8.2f} ns   effective {eff:>10}   reported {rep:>10}")
+    return "\n".join(lines)
+
+
+def matrix_figures(r: dict) -> list[Figure]:
+    return [Figure.of(f"latency node {c['cpu_node']} -> node {c['mem_node']}", c["ns"], False)
+            for c in r["cells"]]
+
+
+def matrix_rows(r: dict) -> tuple[list, list]:
+    return (["cpu_node", "mem_node", "median", "min", "max", "cv", "n", "unit"],
+            [[c["cpu_node"], c["mem_node"], c["ns"]["median"], c["ns"]["min"], c["ns"]["max"],
+              c["ns"]["cv"], c["ns"]["n"], c["ns"]["unit"]] for c in r["cells"]])
+
+
+def matrix_html(r: dict, machine: dict | None = None) -> str:
+    cells = {(c["cpu_node"], c["mem_node"]): c for c in r.get("cells", [])}
+    dist, hmat = r.get("distances") or [], r.get("hmat_read_latency_ns") or []
+    rows = []
+    for i, a in enumerate(r["cpu_nodes"]):
+        cpu = next((c["cpu"] for (x, _), c in cells.items() if x == a), "?")
+        row = [f"node {a} (CPU {cpu})"]
+        for j, b in enumerate(r["mem_nodes"]):
+            c = cells.get((a, b))
+            if c is None:
+                row.append("-")
+                continue
+            d = dist[i][j] if i < len(dist) and j < len(dist[i]) else None
+            h = hmat[i][j] if i < len(hmat) and j < len(hmat[i]) else None
+            extra = f" [{d}" + (f"|{h}]" if h else "]") if d is not None else ""
+            row.append(("raw", f"{c['ns']['median']:.1f}{H.e(extra)}"
+                               f"<span class=sub>{H.e(H.sub(c['ns'], '.1f'))}</span>"))
+        rows.append(row)
+    return H.table(["CPU node \\ memory node"] + [H.node_head(machine, b) for b in r["mem_nodes"]],
+                  rows, caption="idle latency, ns per load (median; [SLIT distance|HMAT ns where "
+                          "declared]; below: min\u2013max and CV of the samples)")
+
+
+def _html_latency_sweep(r: dict) -> str:
+    levels = H.table(["level", "latency ns", "effective size", "reported size"],
+                    [[lv["name"], f"{lv['ns']:.2f}",
+                      human_bytes(lv["effective_size"]) if lv.get("effective_size") else "-",
+                      human_bytes(lv["reported_size"]) if lv.get("reported_size") else "-"]
+                     for lv in r.get("levels") or []],
+                    caption="levels found (effective size vs what the topology reports)")
+    points = H.table(["size", "median ns", "min", "max", "CV"],
+                    [[human_bytes(p["size"]), f"{p['ns']['median']:.2f}", f"{p['ns']['min']:.2f}",
+                      f"{p['ns']['max']:.2f}", H.pct(p["ns"]["cv"])] for p in r.get("points") or []])
+    return (f"<p>CPU {H.e(r.get('cpu'))}, memory node {H.e(r.get('mem_node'))}, "
+            f"{H.e(r.get('chain'))} chain</p>{levels}\n<details><summary>all "
+            f"{len(r.get('points') or [])} working-set sizes</summary>{points}</details>")
+
+
+def matrix_plot(doc, r, title="idle memory latency, ns per load (median)"):
+    cells = {(c["cpu_node"], c["mem_node"]): c for c in r.get("cells", [])}
+    if not cells:
+        return None
+    cpu_nodes, mem_nodes = r["cpu_nodes"], r["mem_nodes"]
+    dist = r.get("distances") or []
+    hmat = r.get("hmat_read_latency_ns") or []
+    rows, values, notes = [], [], []
+    for i, a in enumerate(cpu_nodes):
+        cpu = next((c["cpu"] for (x, _), c in cells.items() if x == a), None)
+        rows.append(f"node {a}" + (f" (CPU {cpu})" if cpu is not None else ""))
+        values.append([cells[(a, b)]["ns"]["median"] if (a, b) in cells else None for b in mem_nodes])
+        row_notes = []
+        for j, b in enumerate(mem_nodes):
+            d = dist[i][j] if i < len(dist) and j < len(dist[i]) else None
+            h = hmat[i][j] if i < len(hmat) and j < len(hmat[i]) else None
+            parts = ([f"distance {d}"] if d is not None else []) + ([f"HMAT {h} ns"] if h else [])
+            row_notes.append(", ".join(parts) or None)
+        notes.append(row_notes)
+    return P.heatmap(doc, title, rows, [P.node_label(doc, b) for b in mem_nodes], values,
+                    unit="ns per load", fmt=".1f", cmap="YlOrRd", xlabel="memory node",
+                    ylabel="CPU node", notes=notes,
+                    extra="darker = slower; the second line: SLIT distance (and HMAT where declared)")
+
+
+_LEVEL_COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#d62728"]
+
+
+def _plot_latency_sweep(doc, r):
+    pts = sorted(r.get("points") or [], key=lambda p: p["size"])
+    if not pts:
+        return None
+    xs = [p["size"] for p in pts]
+    med = [p["ns"]["median"] for p in pts]
+    fig = P.figure(9.0, 5.4)
+    ax = fig.add_subplot()
+    ax.set_xscale("log", base=2)
+    ax.fill_between(xs, [p["ns"]["min"] for p in pts], [p["ns"]["max"] for p in pts],
+                    color="0.6", alpha=0.3, linewidth=0, label="min\u2013max of the samples")
+    ax.plot(xs, med, "o-", color="black", markersize=3, linewidth=1.3, label="median latency")
+    P.log_y(ax)
+    lo_x, hi_x = xs[0], xs[-1]
+    levels = r.get("levels") or []
+    start, outside = lo_x, []
+    for k, lv in enumerate(levels):
+        col = _LEVEL_COLOURS[k % len(_LEVEL_COLOURS)]
+        end = lv.get("effective_size") or hi_x
+        ax.hlines(lv["ns"], start, end, colors=col, linewidth=5, alpha=0.45,
+                  label="level found (its latency)" if k == 0 else None)
+        ax.annotate(f"{lv['name']} {lv['ns']:.3g} ns", (math.sqrt(start * end), lv["ns"]),
+                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8.5,
+                    color=col, fontweight="bold",
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.8))
+        if lv.get("effective_size"):
+            ax.axvline(lv["effective_size"], color=col, linewidth=1.2,
+                       label="effective size (where latency rises)" if k == 0 else None)
+            ax.annotate(f"{lv['name']} {human_bytes(lv['effective_size'])}",
+                        (lv["effective_size"], 0.02), xycoords=("data", "axes fraction"),
+                        rotation=90, ha="right", va="bottom", fontsize=8, color=col,
+                        xytext=(-2, 0), textcoords="offset points")
+            start = lv["effective_size"]
+        rep = lv.get("reported_size")
+        if rep:
+            if lo_x <= rep <= hi_x:
+                ax.axvline(rep, color=col, linewidth=1.2, linestyle="--",
+                           label="size the topology reports" if not any(
+                               h.get_label() == "size the topology reports"
+                               for h in ax.get_lines()) else None)
+                ax.annotate(f"{lv['name']} reported {human_bytes(rep)}", (rep, 0.98),
+                            xycoords=("data", "axes fraction"), rotation=90, ha="right",
+                            va="top", fontsize=8, color=col, xytext=(-2, 0),
+                            textcoords="offset points")
+            else:
+                outside.append(f"{lv['name']} reported {human_bytes(rep)}")
+    P.pow2_ticks(ax, lo_x, hi_x)
+    ax.set_xlim(lo_x / 1.15, hi_x * 1.15)
+    ax.set_xlabel("working-set size (bytes in the chain, log scale)")
+    ax.set_ylabel("latency, ns per load (log scale)")
+    ax.grid(True, which="major", color="0.9", linewidth=0.8)
+    fig.legend(loc="outside lower center", ncol=3, frameon=False)
+    if outside:
+        ax.text(0.99, 0.02, "outside the sweep: " + ", ".join(outside), transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=8, color="0.3")
+    P.titles(fig, ax, f"latency vs working-set size: CPU {r.get('cpu')}, memory node "
+            f"{r.get('mem_node')}, {r.get('chain')} chain", doc)
+    return fig
+
+
+register(Kind(
+    "latency", "idle memory latency",
+    text=lambda doc: matrix_text(doc["result"]),
+    html=lambda doc: matrix_html(doc["result"], doc.get("machine")),
+    figures=lambda doc: matrix_figures(doc["result"]),
+    rows=lambda doc: matrix_rows(doc["result"]),
+    plots=lambda doc: [("matrix", lambda: matrix_plot(doc, doc["result"]))]))
+
+register(Kind(
+    "latency-sweep", "latency vs working-set size",
+    text=lambda doc: sweep_text(doc["result"]),
+    html=lambda doc: _html_latency_sweep(doc["result"]),
+    figures=lambda doc: [Figure.of(f"latency at {p['size']} bytes", p["ns"], False)
+                         for p in doc["result"]["points"]],
+    rows=lambda doc: (["size", "median_ns", "min_ns", "max_ns", "cv"],
+                      [[p["size"], p["ns"]["median"], p["ns"]["min"], p["ns"]["max"], p["ns"]["cv"]]
+                       for p in doc["result"]["points"]]),
+    plots=lambda doc: [("curve", lambda: _plot_latency_sweep(doc, doc["result"]))]))

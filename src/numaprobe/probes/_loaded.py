@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from .. import _core, clock, placement
+from ..kinds import Figure, Kind, register
+from ..report import html as H, plots as P
 from ..stats import summarize
-from ..topology import Topology
+from ..topology import Topology, format_list
 from . import _common as C
 from ._latency import MIN_LOADS, default_size
 
@@ -31,12 +34,7 @@ class LoadedCurve:
                             "gbs": p["gbs"]} for p in self.points]}
 
     def table(self) -> str:
-        lines = [f"loaded latency: chase on CPU {self.chase_cpu}, traffic from CPUs "
-                 f"{','.join(map(str, self.traffic_cpus)) or 'none'}, memory node {self.mem_node}",
-                 f"{'delay':>8} {'latency ns':>12} {'traffic GB/s':>14}"]
-        for p in self.points:
-            lines.append(f"{p['delay']:>8} {p['latency'].median:12.1f} {p['gbs']:14.2f}")
-        return "\n".join(lines)
+        return _text(self.to_dict())
 
 
 def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
@@ -50,7 +48,7 @@ def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
     (mn,) = C.mem_nodes(topo, [mem_node])
     delays = [int(d) for d in delays]
     if not delays or min(delays) < 0:
-        raise ValueError("delays must be whole numbers >= 0")
+        raise UsageError("delays must be whole numbers >= 0")
     cpus = list(topo.cpus_of(cn, usable=True))
     chase_cpu, traffic = cpus[-1], cpus[:-1]
     size = C.check_size(size if size is not None else default_size(topo), 128)
@@ -78,3 +76,71 @@ def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
         bar.close()
     return LoadedCurve(cpu_node=cn, mem_node=mn, chase_cpu=chase_cpu,
                        traffic_cpus=tuple(traffic), points=tuple(points))
+
+
+# ------------------------------------------------------------------------ the result kind
+
+def _text(r: dict) -> str:
+    lines = [f"loaded latency: chase on CPU {r['chase_cpu']}, traffic from CPUs "
+             f"{','.join(map(str, r['traffic_cpus'])) or 'none'}, memory node {r['mem_node']}",
+             f"{'delay':>8} {'latency ns':>12} {'traffic GB/s':>14}"]
+    for p in r["points"]:
+        lines.append(f"{p['delay']:>8} {p['latency_ns']['median']:12.1f} {p['gbs']:14.2f}")
+    return "\n".join(lines)
+
+
+def _html_loaded(r: dict) -> str:
+    traffic = format_list(r.get("traffic_cpus") or []) or "none"
+    return H.table(["delay", "latency ns", "traffic GB/s", "latency min\u2013max"],
+                  [[str(p["delay"]), f"{p['latency_ns']['median']:.1f}", f"{p['gbs']:.2f}",
+                    f"{p['latency_ns']['min']:.1f}\u2013{p['latency_ns']['max']:.1f}"]
+                   for p in r.get("points") or []],
+                  caption=f"loaded latency: chase on CPU {r.get('chase_cpu')}, traffic from CPUs "
+                          f"{traffic}, memory node {r.get('mem_node')}")
+
+
+def _plot_loaded_latency(doc, r):
+    pts = sorted(r.get("points") or [], key=lambda p: p["gbs"])
+    if not pts:
+        return None
+    fig = P.figure(8.5, 5.2)
+    ax = fig.add_subplot()
+    x = [p["gbs"] for p in pts]
+    y = [p["latency_ns"]["median"] for p in pts]
+    err = [[max(0.0, p["latency_ns"]["median"] - p["latency_ns"]["min"]) for p in pts],
+           [max(0.0, p["latency_ns"]["max"] - p["latency_ns"]["median"]) for p in pts]]
+    ax.errorbar(x, y, yerr=err, fmt="o-", color="#d62728", ecolor="0.55", elinewidth=1,
+                capsize=3, markersize=5, label="median latency (bars: min\u2013max)")
+    span = (max(x) - min(x)) or 1.0
+    offsets = [(6, 5), (6, -13), (6, 15), (6, -23), (6, 25), (6, -33)]
+    crowd, prev = 0, None
+    for p, xi, yi in zip(pts, x, y):
+        crowd = crowd + 1 if prev is not None and xi - prev < 0.05 * span else 0
+        prev = xi
+        ax.annotate(str(p["delay"]), (xi, yi), textcoords="offset points",
+                    xytext=offsets[crowd % len(offsets)], fontsize=8.5, color="0.2",
+                    bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
+    ax.set_xlim(left=-0.02 * max(x), right=max(x) * 1.12 if max(x) > 0 else 1)
+    ax.set_ylim(bottom=0, top=max(p["latency_ns"]["max"] for p in pts) * 1.15)
+    traffic = format_list(r.get("traffic_cpus") or []) or "none"
+    ax.set_xlabel(f"read traffic achieved by CPUs {traffic} (GB/s)")
+    ax.set_ylabel("latency, ns per load")
+    ax.grid(True, color="0.9", linewidth=0.8)
+    ax.legend(loc="lower right", frameon=False)
+    P.titles(fig, ax, f"loaded latency: chase on CPU {r.get('chase_cpu')} (node {r.get('cpu_node')})"
+            f" to memory node {r.get('mem_node')}", doc,
+            "labels: injection delay, spins between 512-byte blocks of the traffic threads "
+            "(0 = full load)")
+    return fig
+
+
+register(Kind(
+    "loaded-latency", "loaded latency",
+    text=lambda doc: _text(doc["result"]),
+    html=lambda doc: _html_loaded(doc["result"]),
+    figures=lambda doc: [Figure.of(f"loaded latency at delay {p['delay']}", p["latency_ns"], False)
+                         for p in doc["result"]["points"]],
+    rows=lambda doc: (["delay", "latency_ns", "gbs"],
+                      [[p["delay"], p["latency_ns"]["median"], p["gbs"]]
+                       for p in doc["result"]["points"]]),
+    plots=lambda doc: [("curve", lambda: _plot_loaded_latency(doc, doc["result"]))]))

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 
-from .. import __version__, clock
+from .. import clock
+from .._version import __version__
 from ..noise import NoiseMeter
-from ..topology import Topology, read as read_topology
-from . import _common as C
+from ..kinds import Kind, register
+from ..report import html as H
+from ..topology import Topology, current as current_topology
+from . import _bandwidth, _c2c, _latency, _common as C
 from ._bandwidth import bandwidth_matrix
 from ._c2c import c2c_matrix
 from ._latency import latency_matrix
@@ -29,7 +32,7 @@ def _c2c_cpus(topo: Topology) -> list[int]:
 def quick_check(topology: Topology | None = None, progress: bool | None = None) -> dict:
     """Runs the quick check and returns its document (see cli.cmd_quick for the printing)."""
     t0 = time.monotonic()
-    topo = topology if topology is not None else read_topology()
+    topo = current_topology(topology)
     bar = C.Progress(5, "quick check", progress)
     with NoiseMeter(topo.usable_cpus) as meter:
         try:
@@ -71,6 +74,70 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None) 
         "c2c": c2c.to_dict() if c2c is not None else None,
         "noise": noise.to_dict(), "warnings": warnings,
         "seconds": time.monotonic() - t0,
-        "_tables": [lat.table()] + [m.table() for m in bws.values()]
-                   + ([c2c.table()] if c2c is not None else []),
     }
+
+
+# ------------------------------------------------------------------------ the result kind
+
+def _text(doc: dict) -> str:
+    r, noise = doc["result"], doc.get("noise")
+    lines = [Topology.from_dict(r["topology"]).summary(), clock.summary_line(r["clock"])]
+    tables = [_latency.matrix_text(r["latency"])] + [
+        _bandwidth.matrix_text(m) for m in r["bandwidth"].values()]
+    if r.get("c2c"):
+        tables.append(_c2c.matrix_text(r["c2c"]))
+    for table in tables:
+        lines += ["", table]
+    if noise:
+        lines.append(f"\nnoise: other processes {100 * noise['foreign_fraction']:.1f} %, hypervisor "
+                     f"steal {100 * noise['steal_fraction']:.1f} % of CPU time during the run")
+    return "\n".join(lines)
+
+
+def _figures(doc: dict) -> list:
+    r = doc["result"]
+    out = _latency.matrix_figures(r["latency"])
+    for m in r["bandwidth"].values():
+        out += _bandwidth.matrix_figures(m)
+    if r.get("c2c"):
+        out += _c2c.matrix_figures(r["c2c"])
+    return out
+
+
+def _rows(doc: dict) -> tuple[list, list]:
+    r = doc["result"]
+    parts = [("latency", _latency.matrix_rows(r["latency"]))] + [
+        (f"bandwidth-{k}", _bandwidth.matrix_rows(m)) for k, m in r["bandwidth"].items()]
+    header = ["table"] + parts[0][1][0]
+    return header, [[name] + row for name, (_, rows) in parts for row in rows]
+
+
+def _plots(doc: dict) -> list:
+    r = doc["result"]
+    out = [("latency-matrix", lambda: _latency.matrix_plot(doc, r["latency"]))]
+    for k, m in r["bandwidth"].items():
+        out.append((f"bandwidth-{k}-matrix", lambda m=m: _bandwidth.matrix_plot(doc, m)))
+    if r.get("c2c"):
+        out.append(("c2c-matrix", lambda: _c2c.matrix_plot(doc, r["c2c"])))
+    return out
+
+
+def _html(r: dict, machine: dict | None = None) -> str:
+    out = []
+    c = r.get("clock")
+    if c:
+        out.append(f"<p>{H.e(clock.summary_line(c))}</p>")
+    if r.get("latency"):
+        out.append(_latency.matrix_html(r["latency"], machine))
+    for m in (r.get("bandwidth") or {}).values():
+        out.append(_bandwidth.matrix_html(m, machine))
+    out.append(_c2c.matrix_html(r["c2c"]) if r.get("c2c") else "<p class=muted>no core-to-core latency "
+                                                    "(one usable CPU)</p>")
+    if r.get("seconds") is not None:
+        out.append(f"<p class='small muted'>the quick check took {r['seconds']:.1f} s</p>")
+    return "\n".join(out)
+
+
+register(Kind("quick", "quick check", text=_text,
+              html=lambda doc: _html(doc["result"], doc.get("machine")),
+              figures=_figures, rows=_rows, plots=_plots))

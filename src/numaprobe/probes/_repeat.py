@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import UsageError
 from .. import stats
 from ..topology import Topology
 from . import _common as C
@@ -16,7 +17,7 @@ def repeat(measure, runs: int, *, topology: Topology | None = None):
     cells are interleaved run by run), and returns one result of the same type with every
     Summary pooled (stats.merge_runs). A sweep's levels are found again on the pooled curve."""
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise ValueError(f"repeat must be a whole number >= 1, got {runs!r}")
+        raise UsageError(f"repeat must be a whole number >= 1, got {runs!r}")
     results = [measure() for _ in range(runs)]
     if runs == 1:
         return results[0]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import UsageError
 from .. import placement, stats
 from ..noise import Noise
 from ..topology import Topology, format_list, parse_list
@@ -32,17 +33,23 @@ READY_TIMEOUT_S = 600  # building a session of a large model in an emulated VM i
 
 
 class WorkerFailed(RuntimeError):
-    """A worker could not start or died; ``partial`` holds what the others measured."""
+    """A worker could not start or died; ``partial`` holds what the others measured, and
+    ``document`` (from infer.run_infer) the result document written from it."""
 
-    def __init__(self, message: str, partial: "LayoutRun | None" = None):
+    def __init__(self, message: str, partial: "LayoutRun | None" = None,
+                 document: dict | None = None):
         super().__init__(message)
         self.partial = partial
+        self.document = document
 
 
 class Interrupted(KeyboardInterrupt):
-    def __init__(self, partial: "LayoutRun | None" = None):
+    """Ctrl-C: ``partial`` and ``document`` as for WorkerFailed."""
+
+    def __init__(self, partial: "LayoutRun | None" = None, document: dict | None = None):
         super().__init__("interrupted")
         self.partial = partial
+        self.document = document
 
 
 @dataclass
@@ -76,6 +83,7 @@ class LayoutRun:
     machine: dict
     noise: Noise | None
     failures: list[str] = field(default_factory=list)
+    rounds: list["LayoutRun"] = field(default_factory=list)  # a merged run's rounds, in order
 
     @property
     def partial(self) -> bool:
@@ -139,11 +147,11 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
                topology: Topology | None = None) -> LayoutRun:
     """Runs ``model`` (a path) under ``layout``; returns what was measured."""
     if mode not in ("closed", "single", "poisson"):
-        raise ValueError(f"unknown mode {mode!r}; modes: closed, single, poisson")
+        raise UsageError(f"unknown mode {mode!r}; modes: closed, single, poisson")
     if mode == "poisson" and not (rate and rate > 0):
-        raise ValueError("poisson mode needs a target rate > 0 (inferences per second, --rate)")
+        raise UsageError("poisson mode needs a target rate > 0 (inferences per second, --rate)")
     if not duration > 0:
-        raise ValueError(f"duration must be > 0 seconds, got {duration}")
+        raise UsageError(f"duration must be > 0 seconds, got {duration}")
     n = len(layout.instances)
     procs: list[subprocess.Popen] = []
     logs = []
@@ -191,7 +199,8 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
     workers_cpu = sum(r["counters"]["cpu_s"] for r in results.values())
     foreign = max(0.0, machine["busy_cpu_s"] - workers_cpu)
     ncpu = len(machine["cpu_utilisation"]) or 1
-    noise = Noise(seconds=seconds, cpus=ncpu, foreign=foreign, steal=0.0, own=workers_cpu)
+    noise = Noise(seconds=seconds, cpus=ncpu, foreign=foreign, steal=machine["steal_cpu_s"],
+                  own=workers_cpu)  # busy excludes steal (system.CpuTimes): not foreign work
     return _assemble(layout, mode, duration, results, machine, noise, failures)
 
 
@@ -219,7 +228,13 @@ def _collect(sel, procs, logs, layout, event, deadline, failures, progress, what
                 failures.append(f"worker {k} (CPUs {cpus}) {_describe_exit(procs[k])}"
                                 + _last_words(logs[k]))
                 continue
-            msg = json.loads(line)
+            msg = _message(line)
+            if msg is None:  # the worker broke the protocol: it failed, as if it had crashed
+                cpus, text = format_list(layout.instances[k].cpus), line.strip()
+                failures.append(f"worker {k} (CPUs {cpus}) sent a line that is not a JSON "
+                                f"message (protocol broken): {text[:80]!r}"
+                                + ("..." if len(text) > 80 else ""))
+                continue
             if msg["event"] == "error":
                 failures.append(f"worker {k}: {msg['message']}")
             elif msg["event"] == event:
@@ -229,6 +244,15 @@ def _collect(sel, procs, logs, layout, event, deadline, failures, progress, what
         if procs[k].poll() is None and event == "ready":
             sel.register(procs[k].stdout, selectors.EVENT_READ, k)
     return got
+
+
+def _message(line: str) -> dict | None:
+    """A worker's line as a protocol message ({"event": ...}), or None when it is not one."""
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) and isinstance(msg.get("event"), str) else None
 
 
 def _last_words(log) -> str:

@@ -6,38 +6,23 @@ alike. Throughput intervals come from the window's tenths (and rounds); latency 
 bootstrapping the per-inference latencies."""
 from __future__ import annotations
 
-import sys
+import math
 import textwrap
-import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from .. import __version__, stats
-from ..topology import Topology, read as read_topology
+from .. import stats
+from .._version import __version__
+from ..progress import Progress
+from ..kinds import Figure, Kind, register
+from ..report import html as H, plots as P
+from ..topology import Topology, current as current_topology
 from . import driver
 from .diagnose import diagnose
 from .layout import Layout, parse_layout
 
 RAW_LIMIT = 20000  # per-inference latencies kept in the document up to this many per layout
-
-
-class _Bar:
-    """Progress on stderr (a terminal only): what runs and about how long is left."""
-
-    def __init__(self, enabled: bool | None, total_s: float):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.total, self.t0 = total_s, time.monotonic()
-
-    def __call__(self, what: str, frac=None):
-        if not self.enabled:
-            return
-        left = max(0.0, self.total - (time.monotonic() - self.t0))
-        print(f"\r{what} (about {left:.0f} s left)"[:79].ljust(79), end="", file=sys.stderr,
-              flush=True)
-
-    def close(self):
-        if self.enabled:
-            print("\r" + " " * 79 + "\r", end="", file=sys.stderr, flush=True)
 
 
 def _combine(runs: list[driver.LayoutRun]) -> driver.LayoutRun:
@@ -46,13 +31,20 @@ def _combine(runs: list[driver.LayoutRun]) -> driver.LayoutRun:
     merged = driver.LayoutRun(layout=first.layout, mode=first.mode, duration=first.duration,
                               instances=[i for r in runs for i in r.instances],
                               machine=first.machine, noise=first.noise,
-                              failures=[f for r in runs for f in r.failures])
-    merged.rounds = runs  # type: ignore[attr-defined]
+                              failures=[f for r in runs for f in r.failures], rounds=list(runs))
     return merged
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """The first layout, as the later ones are compared with it: its summary and the
+    per-inference latencies (ns) that the p50 ratio resamples."""
+    doc: dict
+    latencies: np.ndarray
+
+
 def _throughput_samples(run) -> np.ndarray:
-    rounds = getattr(run, "rounds", [run])
+    rounds = run.rounds or [run]
     return np.concatenate([r.throughput_bins() for r in rounds]) if rounds else np.array([])
 
 
@@ -63,8 +55,8 @@ def _per_inference(i: driver.InstanceRun) -> dict:
     return {k: (v / i.count if v is not None else None) for k, v in i.counters.items()}
 
 
-def summarize_run(run: driver.LayoutRun, topo: Topology, base: dict | None = None) -> dict:
-    rounds = getattr(run, "rounds", [run])
+def summarize_run(run: driver.LayoutRun, topo: Topology, base: Baseline | None = None) -> dict:
+    rounds = run.rounds or [run]
     thr = float(np.mean([r.throughput for r in rounds])) if rounds else 0.0
     bins = _throughput_samples(run)
     lo, hi = stats.bootstrap_ci(bins, lambda s: float(np.mean(s))) if bins.size else (thr, thr)
@@ -100,14 +92,14 @@ def summarize_run(run: driver.LayoutRun, topo: Topology, base: dict | None = Non
     return doc
 
 
-def compare(base_doc: dict, doc: dict, run, mode: str) -> dict:
+def compare(base: Baseline, doc: dict, run, mode: str) -> dict:
     """This layout against the first: throughput and p50 ratios with intervals, and a verdict
     on what the mode is about (throughput for closed loop, latency otherwise)."""
     out = {}
-    a, b = np.asarray(base_doc["throughput"]["bins"]), np.asarray(doc["throughput"]["bins"])
+    a, b = np.asarray(base.doc["throughput"]["bins"]), np.asarray(doc["throughput"]["bins"])
     if a.size and b.size and a.mean() > 0:
         out["throughput_ratio"] = list(stats.ratio_ci(a, b, lambda s: float(np.mean(s)), boots=300))
-    la, lb = base_doc.get("_lat"), run.latencies
+    la, lb = base.latencies, run.latencies
     if la is not None and la.size and lb.size:
         out["p50_ratio"] = list(stats.ratio_ci(la, lb, stats.Percentile(50), boots=200))
     if mode == "closed" and "throughput_ratio" in out:
@@ -122,19 +114,19 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=10.0,
               progress: bool | None = None) -> dict:
     """Runs every layout ``rounds`` times, interleaved, and returns the result document.
     On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
-    topo = topology if topology is not None else read_topology()
+    topo = current_topology(topology)
     per_run = duration * max((len(l.instances) if mode == "single" else 1) for l in layouts)
-    bar = _Bar(progress, rounds * sum(per_run + 3 for _ in layouts))
+    bar = Progress(rounds * sum(per_run + 3 for _ in layouts), "infer", progress, seconds=True)
     runs: dict[int, list] = {k: [] for k in range(len(layouts))}
     error = None
     try:
         for r in range(rounds):
             for k, layout in enumerate(layouts):
-                bar(f"round {r + 1}/{rounds}: {layout.name}")
+                bar.update(f"round {r + 1}/{rounds}: {layout.name}")
                 runs[k].append(driver.run_layout(
                     model_ref.path, layout, mode=mode, duration=duration, warmup=warmup,
                     dims=dims, rate=rate, seed=seed, topology=topo,
-                    progress=lambda what, frac, r=r: bar(f"round {r + 1}/{rounds}: {what}")))
+                    progress=lambda what, frac, r=r: bar.update(f"round {r + 1}/{rounds}: {what}")))
     except (driver.WorkerFailed, driver.Interrupted) as e:
         error = e
         if e.partial is not None and e.partial.instances:
@@ -145,9 +137,11 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=10.0,
                    dims=dims, rate=rate)
     if error is not None:
         doc["partial"] = True
-        doc["error"] = str(error) if isinstance(error, driver.WorkerFailed) else "interrupted (Ctrl-C)"
-        error.document = doc
-        raise error
+        if isinstance(error, driver.WorkerFailed):
+            doc["error"] = str(error)
+            raise driver.WorkerFailed(str(error), error.partial, document=doc) from error
+        doc["error"] = "interrupted (Ctrl-C)"
+        raise driver.Interrupted(error.partial, document=doc) from error
     return doc
 
 
@@ -160,7 +154,7 @@ def document(model_ref, layouts, runs, topo, **asked) -> dict:
         run = _combine(runs[k])
         d = summarize_run(run, topo, base)
         if base is None:
-            base = dict(d, _lat=run.latencies)
+            base = Baseline(doc=d, latencies=run.latencies)
         out.append(d)
         warnings += [f"{layout.name}: {w}" for w in d["latency"]["warnings"]]
     if len(topo.nodes) == 1:
@@ -244,3 +238,284 @@ def analyse_sweep(doc: dict, p99_max: float | None = None) -> dict:
     best_lat = min(ok, key=lambda c: c["p50_ms"] if c["p50_ms"] is not None else float("inf")) if ok else None
     return {"curve": curve, "stops_rising_after": plateau, "best_throughput": best_thr["layout"],
             "best_latency": best_lat["layout"] if best_lat else None, "p99_max_ms": p99_max}
+
+
+# ------------------------------------------------------------------------ the result kinds
+
+def sweep_text(r: dict) -> str:
+    sw = r["sweep"]
+    lines = [table(r), "", "throughput by instances (scaling efficiency vs one thread):"]
+    for c in sw["curve"]:
+        eff = f"{100 * c['scaling_efficiency']:.0f}%" if c["scaling_efficiency"] else "-"
+        p50 = f"{c['p50_ms']:.2f} ms" if c["p50_ms"] is not None else "-"
+        lines.append(f"  {c['layout']:<8} {c['cpus']:>3} CPUs {c['throughput']:9.1f}/s  "
+                     f"p50 {p50}  efficiency {eff}")
+    lines.append(f"throughput stops rising after: {sw['stops_rising_after'] or 'it did not stop'}")
+    bound = f" (p99 <= {sw['p99_max_ms']} ms)" if sw["p99_max_ms"] else ""
+    lines.append(f"best for throughput: {sw['best_throughput']}; best for latency{bound}: "
+                 f"{sw['best_latency'] or 'none meets the bound'}")
+    return "\n".join(lines)
+
+
+def _figures(r: dict) -> list[Figure]:
+    out = []
+    for d in r["layouts"]:
+        name, t = d["layout"]["name"], d["throughput"]
+        out.append(Figure(f"{name} throughput", "inf/s", True, t["per_s"], tuple(t["bins"]), "mean"))
+        raw = tuple(d.get("latency_ms", ()))
+        for p in ("p50", "p90", "p99"):
+            if d["latency"].get(p):
+                out.append(Figure(f"{name} {p} latency", "ms", False, d["latency"][p]["ms"], raw, p))
+    return out
+
+
+def _rows(r: dict) -> tuple[list, list]:
+    head = ["layout", "instances", "cpus", "throughput_per_s", "throughput_ci_low",
+            "throughput_ci_high", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "cpu_s_per_inference"]
+    out = []
+    for d in r["layouts"]:
+        lat = d["latency"]
+        out.append([d["layout"]["name"], len(d["layout"]["instances"]), d["cpus"],
+                    d["throughput"]["per_s"], *d["throughput"]["ci"],
+                    *[lat[k]["ms"] if lat.get(k) else None for k in ("p50", "p90", "p99", "p99.9")],
+                    d["cpu_s_per_inference"]])
+    return head, out
+
+
+def _html_infer(r: dict, kind: str) -> str:
+    asked = r.get("asked") or {}
+    mode = asked.get("mode", "closed")
+    model = r.get("model") or {}
+    out = [f"<p>model <b>{H.e(model.get('name'))}</b> ({H.e(mode)} loop, {asked.get('duration', 0):g} s "
+           f"x {H.e(asked.get('rounds'))} round(s)): {H.e(model.get('description'))}</p>"]
+    rows, weak = [], False
+    for k, d in enumerate(r.get("layouts") or []):
+        t, lat = d["throughput"], d["latency"]
+
+        def p(key):
+            nonlocal weak
+            if not lat.get(key):
+                return "-"
+            mark = "" if lat[key].get("enough_samples", True) else "\u2020"
+            weak = weak or bool(mark)
+            return f"{lat[key]['ms']:.2f}{mark}"
+        vs = d.get("vs_first") or {}
+        ratio = vs.get("throughput_ratio") if mode == "closed" else vs.get("p50_ratio")
+        if ratio:
+            verdict = vs.get("verdict", "")
+            cls = "faster" if verdict == "faster" else ("slower" if verdict == "slower" else "")
+            vs_cell = ("raw", f"{ratio[0]:.2f}x <span class='{cls}'>{H.e(verdict)}</span>"
+                              f"<span class=sub>[{ratio[1]:.2f}, {ratio[2]:.2f}]</span>")
+        else:
+            vs_cell = "(baseline)" if k == 0 else "-"
+        cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}m" if d.get("cpu_s_per_inference") else "-"
+        noise = d.get("noise")
+        rows.append([d["layout"]["name"], f"{t['per_s']:.1f}",
+                     f"[{t['ci'][0]:.1f},{t['ci'][1]:.1f}]", p("p50"), p("p90"), p("p99"), cpu,
+                     H.pct(noise["foreign_fraction"]) if noise else "-", vs_cell])
+    out.append(H.table(["layout", "inf/s", "95% CI", "p50 ms", "p90", "p99", "CPU s",
+                       "other load", "vs first"], rows,
+                      caption="per layout: throughput (mean, 95 % CI), latency percentiles, CPU "
+                              "seconds per inference, other processes' share of the CPUs, and "
+                              "the layout against the first"))
+    if weak:
+        out.append('<p class="small muted">\u2020 too few samples for this percentile to be more '
+                   "than the maximum; run longer</p>")
+    out.append("<h4>layouts and diagnoses</h4>")
+    for d in r.get("layouts") or []:
+        desc = d.get("description", "")
+        desc = desc.split(": ", 1)[1] if ": " in desc else desc
+        items = "".join(f"<li>{H.e(x)}</li>" for x in d.get("diagnoses") or [])
+        if d.get("failures"):
+            items += f"<li><b>failed:</b> {H.e('; '.join(d['failures']))}</li>"
+        out.append(f"<p><b>{H.e(d['layout']['name'])}</b>: {H.e(desc)}</p>"
+                   + (f'<ul class="diag">{items}</ul>' if items else
+                      '<p class="small muted">no diagnoses</p>'))
+    if r.get("error"):
+        out.append(f'<ul class="warn"><li>the run stopped early: {H.e(r["error"])}</li></ul>')
+    sw = r.get("sweep")
+    if kind == "sweep" and sw:
+        rows = []
+        for c in sw.get("curve") or []:
+            rows.append([c["layout"], str(c["instances"]), str(c["cpus"]), f"{c['throughput']:.1f}",
+                         f"{c['p50_ms']:.2f}" if c.get("p50_ms") is not None else "-",
+                         f"{c['p99_ms']:.2f}" if c.get("p99_ms") is not None else "-",
+                         f"{100 * c['scaling_efficiency']:.0f}%"
+                         if c.get("scaling_efficiency") else "-"])
+        out.append(H.table(["layout", "instances", "CPUs", "inf/s", "p50 ms", "p99 ms",
+                           "efficiency"], rows,
+                          caption="throughput by instances (scaling efficiency vs one thread)"))
+        bound = f" (p99 \u2264 {sw['p99_max_ms']} ms)" if sw.get("p99_max_ms") else ""
+        stop = sw.get("stops_rising_after") or "it did not stop"
+        out.append(f"<p>throughput stops rising after: <b>{H.e(stop)}</b><br>"
+                   f"best for throughput: <b>{H.e(sw.get('best_throughput'))}</b>; best for latency"
+                   f"{H.e(bound)}: <b>{H.e(sw.get('best_latency') or 'none meets the bound')}</b></p>")
+    return "\n".join(out)
+
+
+_PCTS = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999))
+
+
+def _plot_latency_cdf(doc, r):
+    import numpy as np
+    lays = r.get("layouts") or []
+    if not lays:
+        return None
+    fig = P.figure(9.0, 5.4)
+    ax = fig.add_subplot()
+    lo, hi = math.inf, 0.0
+    for d, col in zip(lays, P.colours(len(lays))):
+        name, lat = d["layout"]["name"], d["latency"]
+        raw = d.get("latency_ms")
+        if raw:
+            xs = np.sort(np.asarray(raw, float))
+            n = xs.size
+            idx = np.unique(np.linspace(0, n - 1, min(n, P.CDF_POINTS)).round().astype(int))
+            ax.step(xs[idx], (idx + 1) / n, where="post", color=col, linewidth=1.6,
+                    label=f"{name} ({n} inferences)")
+            lo, hi = min(lo, float(xs[0])), max(hi, float(xs[-1]))
+        marks = [(lat[k]["ms"], q, lat[k].get("enough_samples", True)) for k, q in _PCTS
+                 if lat.get(k)]
+        if not marks:
+            continue
+        if not raw:
+            ax.plot([m[0] for m in marks], [m[1] for m in marks], "--", color=col, linewidth=1,
+                    label=f"{name} (percentiles only: no per-inference latencies)")
+        for ms, q, ok in marks:
+            ax.plot([ms], [q], "o", color=col, markersize=6,
+                    markerfacecolor=col if ok else "white", markeredgewidth=1.4)
+        lo, hi = min(lo, min(m[0] for m in marks)), max(hi, max(m[0] for m in marks))
+    if hi > 0 and lo > 0 and hi / lo > 8:
+        ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        xlabel = "latency per inference, ms (log scale)"
+    else:
+        xlabel = "latency per inference, ms"
+    for k, q in _PCTS[:3]:
+        ax.axhline(q, color="0.8", linewidth=0.8, zorder=0)
+        ax.annotate(k, (1.0, q), xycoords=("axes fraction", "data"), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=8, color="0.4")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of inferences at or below")
+    ax.grid(True, axis="x", color="0.92", linewidth=0.8)
+    ax.legend(loc="lower right", frameon=False)
+    P.titles(fig, ax, f"latency distribution per layout: model {r['model']['name']}", doc,
+            "dots: p50, p90, p99, p99.9 (hollow: too few samples to trust)")
+    return fig
+
+
+def _plot_throughput_bars(doc, r):
+    lays = r.get("layouts") or []
+    if not lays:
+        return None
+    names = [d["layout"]["name"] for d in lays]
+    y = [d["throughput"]["per_s"] for d in lays]
+    ci = [d["throughput"]["ci"] for d in lays]
+    err = [[max(0.0, v - c[0]) for v, c in zip(y, ci)], [max(0.0, c[1] - v) for v, c in zip(y, ci)]]
+    fig = P.figure(min(max(5.5, 1.4 * len(lays) + 2.5), 14.0), 5.2)
+    ax = fig.add_subplot()
+    ax.bar(range(len(lays)), y, color=P.colours(len(lays)), alpha=0.85, width=0.6)
+    ax.errorbar(range(len(lays)), y, yerr=err, fmt="none", ecolor="black", capsize=6,
+                elinewidth=1.2)
+    top = max(c[1] for c in ci) if ci else max(y)
+    mode = (r.get("asked") or {}).get("mode", "closed")
+    for i, d in enumerate(lays):
+        vs = d.get("vs_first") or {}
+        ratio = vs.get("throughput_ratio" if mode == "closed" else "p50_ratio")
+        what = "" if mode == "closed" else " p50"
+        note = "baseline" if i == 0 else (f"{ratio[0]:.2f}x{what}, {vs.get('verdict', '')}"
+                                          if ratio else "")
+        ax.annotate(f"{y[i]:.1f}/s\n{note}", (i, ci[i][1]), textcoords="offset points",
+                    xytext=(0, 5), ha="center", va="bottom", fontsize=8.5)
+    ax.set_xticks(range(len(lays)), names, rotation=0 if len(lays) <= 5 else 30,
+                  ha="center" if len(lays) <= 5 else "right")
+    ax.set_ylim(0, top * 1.25 if top > 0 else 1)
+    ax.set_ylabel("throughput, inferences/s")
+    ax.set_xlabel("layout")
+    ax.grid(True, axis="y", color="0.9", linewidth=0.8)
+    ax.set_axisbelow(True)
+    P.titles(fig, ax, f"throughput per layout: model {r['model']['name']} ({mode} loop)", doc,
+            "bars: mean; whiskers: 95 % confidence interval; each layout against the first")
+    return fig
+
+
+def _plot_sweep_curve(doc, r):
+    sw = r.get("sweep") or {}
+    curve = sw.get("curve") or []
+    if not curve:
+        return None
+    ci = {d["layout"]["name"]: d["throughput"]["ci"] for d in r.get("layouts", [])}
+    full = sorted([c for c in curve if c["layout"] != "1x1" or len(curve) == 1],
+                  key=lambda c: c["instances"])
+    ref = [c for c in curve if c["layout"] == "1x1" and len(curve) > 1]
+    fig = P.figure(8.5, 5.2)
+    ax = fig.add_subplot()
+
+    def errs(cs):
+        return [[max(0.0, c["throughput"] - ci.get(c["layout"], [c["throughput"]] * 2)[0]) for c in cs],
+                [max(0.0, ci.get(c["layout"], [c["throughput"]] * 2)[1] - c["throughput"]) for c in cs]]
+    ax.errorbar([c["instances"] for c in full], [c["throughput"] for c in full], yerr=errs(full),
+                fmt="o-", color="#1f77b4", capsize=4, markersize=7,
+                label="all usable CPUs split into instances x threads")
+    if ref:
+        ax.errorbar([c["instances"] for c in ref], [c["throughput"] for c in ref], yerr=errs(ref),
+                    fmt="D", color="0.5", capsize=4, markersize=6,
+                    label="1x1: one instance, one thread (reference)")
+    for c in full + ref:
+        p50 = f", p50 {c['p50_ms']:.3g} ms" if c.get("p50_ms") is not None else ""
+        left = c in ref  # the reference sits at 1 instance too: its label goes to the left
+        ax.annotate(f"{c['layout']}: {c['throughput']:.1f}/s{p50}", (c["instances"], c["throughput"]),
+                    textcoords="offset points", xytext=(-14 if left else 14, -6), fontsize=8.5,
+                    va="top", ha="right" if left else "left")
+    by_name = {c["layout"]: c for c in curve}
+    best_t, best_l = by_name.get(sw.get("best_throughput")), by_name.get(sw.get("best_latency"))
+    if best_t:
+        ax.plot([best_t["instances"]], [best_t["throughput"]], marker="*", markersize=20,
+                color="#ffbf00", markeredgecolor="black", linestyle="none", zorder=5,
+                label=f"best throughput: {best_t['layout']}")
+    if best_l:
+        ax.plot([best_l["instances"]], [best_l["throughput"]], marker="o", markersize=22,
+                markerfacecolor="none", markeredgecolor="#2ca02c", markeredgewidth=2,
+                linestyle="none", zorder=4, label=f"best latency (p50): {best_l['layout']}")
+    stop = by_name.get(sw.get("stops_rising_after"))
+    if stop:
+        ax.axvline(stop["instances"], color="0.5", linestyle=":",
+                   label=f"throughput stops rising after {stop['layout']}")
+    xs = [c["instances"] for c in curve]
+    ax.set_xticks(sorted(set(xs)))
+    ax.set_xlim(min(xs) - (1.1 if ref else 0.5), max(xs) + 0.9)
+    tops = [ci.get(c["layout"], [0, c["throughput"]])[1] for c in curve]
+    ax.set_ylim(0, max(tops + [c["throughput"] for c in curve]) * 1.35 or 1)
+    ax.set_xlabel("instances (processes)")
+    ax.set_ylabel("throughput, inferences/s")
+    ax.grid(True, color="0.9", linewidth=0.8)
+    ax.legend(loc="upper left", frameon=False, markerscale=0.6)
+    P.titles(fig, ax, f"throughput vs instances: model {r['model']['name']}", doc,
+            "whiskers: 95 % confidence interval")
+    return fig
+
+
+def _plots(doc: dict) -> list:
+    r = doc["result"]
+    out = [("latency-cdf", lambda: _plot_latency_cdf(doc, r)),
+           ("throughput", lambda: _plot_throughput_bars(doc, r))]
+    if doc["kind"] == "sweep":
+        out.append(("scaling", lambda: _plot_sweep_curve(doc, r)))
+    return out
+
+
+register(Kind(
+    "infer", "inference layouts",
+    text=lambda doc: table(doc["result"]),
+    html=lambda doc: _html_infer(doc["result"], "infer"),
+    figures=lambda doc: _figures(doc["result"]), rows=lambda doc: _rows(doc["result"]),
+    plots=_plots))
+
+register(Kind(
+    "sweep", "instances x threads sweep",
+    text=lambda doc: sweep_text(doc["result"]),
+    html=lambda doc: _html_infer(doc["result"], "sweep"),
+    figures=lambda doc: _figures(doc["result"]), rows=lambda doc: _rows(doc["result"]),
+    plots=_plots))

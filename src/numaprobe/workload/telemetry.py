@@ -1,49 +1,56 @@
 """What happened during a measured window, from /proc and /sys: the counters that explain a
 layout's speed. Per worker (read inside it): CPU time, page faults, voluntary and involuntary
 context switches and migrations of every thread, pages per node (numa_maps). Per machine (read
-by the driver): CPU use per CPU, NUMA hits and misses per node (numastat)."""
+by the driver): CPU use per CPU, NUMA hits and misses per node (numastat).
+
+Always read from the real /proc and /sys (numaprobe.system's live readers), also when
+$NUMAPROBE_SYSFS_ROOT points the topology at a captured tree; ``root=`` is for tests."""
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 
-_HZ = os.sysconf("SC_CLK_TCK")
+from .. import system
+
+_HZ = system.HZ
 
 
-def process_counters(pid: str = "self") -> dict:
+def process_counters(pid: str = "self", *, root=system.LIVE) -> dict:
     """CPU seconds and page faults of a process; context switches and migrations summed over
-    its threads."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    out = {"cpu_s": (int(fields[11]) + int(fields[12])) / _HZ,
-           "minor_faults": int(fields[7]), "major_faults": int(fields[9]),
-           "voluntary_switches": 0, "involuntary_switches": 0, "migrations": 0}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    its threads (migrations None where the kernel does not count them)."""
+    stat = system.pid_stat(pid, root=root)
+    out = {"cpu_s": (stat["utime"] + stat["stime"]) / _HZ,
+           "minor_faults": stat["minflt"], "major_faults": stat["majflt"],
+           "voluntary_switches": 0, "involuntary_switches": 0}
+    migrations, counted = 0, False
+    for tid in system.tasks(pid, root=root):
         try:
-            status = open(f"/proc/{pid}/task/{tid}/status").read()
+            status = system.status(pid, tid, root=root)
         except FileNotFoundError:
             continue
-        out["voluntary_switches"] += int(re.search(r"^voluntary_ctxt_switches:\s*(\d+)", status, re.M).group(1))
-        out["involuntary_switches"] += int(re.search(r"^nonvoluntary_ctxt_switches:\s*(\d+)", status, re.M).group(1))
-        try:  # needs CONFIG_SCHED_DEBUG, as Debian's and most distributions' kernels have
-            m = re.search(r"^se\.nr_migrations\s*:\s*(\d+)", open(f"/proc/{pid}/task/{tid}/sched").read(), re.M)
-            out["migrations"] += int(m.group(1)) if m else 0
-        except OSError:
-            out["migrations"] = None if out["migrations"] == 0 else out["migrations"]
+        out["voluntary_switches"] += int(status["voluntary_ctxt_switches"])
+        out["involuntary_switches"] += int(status["nonvoluntary_ctxt_switches"])
+        try:
+            sched = system.sched(tid, pid, root=root)
+        except OSError:  # a kernel without CONFIG_SCHED_DEBUG, or the thread just ended
+            continue
+        migrations += int(sched.get("se.nr_migrations", 0))
+        counted = True
+    # None only where no thread's count could be read: 0 would claim that none migrated.
+    out["migrations"] = migrations if counted else None
     return out
 
 
-def thread_cpu_ns(pid: str = "self") -> dict[int, int]:
+def thread_cpu_ns(pid: str = "self", *, root=system.LIVE) -> dict[int, int]:
     """CPU time of each thread so far, in ns: schedstat's first field (exact), else utime +
     stime from stat (clock ticks)."""
     out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    for tid in system.tasks(pid, root=root):
         try:
-            out[int(tid)] = int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+            out[tid] = system.schedstat(tid, pid, root=root)[0]
         except (OSError, ValueError, IndexError):
             try:
-                f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-                out[int(tid)] = (int(f[11]) + int(f[12])) * 1_000_000_000 // _HZ
+                f = system.pid_stat(pid, tid, root=root)
+                out[tid] = (f["utime"] + f["stime"]) * 1_000_000_000 // _HZ
             except (OSError, ValueError, IndexError):
                 continue
     return out
@@ -63,71 +70,41 @@ def delta(before: dict, after: dict) -> dict:
             for k in after}
 
 
-def pages_per_node(pid: str = "self") -> dict:
-    """Bytes of the process's own (anonymous) memory on each node, from numa_maps: heap,
-    arenas, weights. Shared libraries and other file pages live in the page cache, placed by
-    whoever read them first, and are left out."""
-    out: dict[str, int] = {}
+def pages_per_node(pid: str = "self", *, root=system.LIVE) -> dict:
+    """Bytes of the process's own (anonymous) memory on each node (keys: node ids as text),
+    from numa_maps (see system.parse_numa_maps); {} where it cannot be read."""
     try:
-        text = open(f"/proc/{pid}/numa_maps").read()
+        nodes = system.numa_maps(pid, root=root)
     except OSError:
-        return out
-    for line in text.splitlines():
-        if " file=" in line or " anon=" not in line:
-            continue
-        kb = re.search(r"kernelpagesize_kB=(\d+)", line)
-        size = int(kb.group(1)) * 1024 if kb else 4096
-        for node, pages in re.findall(r" N(\d+)=(\d+)", line):
-            out[node] = out.get(node, 0) + int(pages) * size
-    return out
+        return {}
+    return {str(n): b for n, b in nodes.items()}
 
 
 # ------------------------------------------------------------------------- machine-wide
 
-def cpu_jiffies() -> dict[int, tuple[int, int]]:
-    """Per CPU: (busy, total) jiffies since boot."""
-    out = {}
-    for line in open("/proc/stat"):
-        m = re.match(r"cpu(\d+) (.*)", line)
-        if m:
-            v = [int(x) for x in m.group(2).split()]
-            idle = v[3] + (v[4] if len(v) > 4 else 0)
-            total = sum(v[:8])
-            out[int(m.group(1))] = (total - idle, total)
-    return out
-
-
-def numastat() -> dict[int, dict[str, int]]:
-    out = {}
-    base = "/sys/devices/system/node"
-    for name in os.listdir(base) if os.path.isdir(base) else ():
-        if re.fullmatch(r"node\d+", name):
-            try:
-                text = open(f"{base}/{name}/numastat").read()
-            except OSError:
-                continue
-            out[int(name[4:])] = {k: int(v) for k, v in (l.split() for l in text.splitlines())}
-    return out
-
-
 @dataclass
 class Machine:
-    """A snapshot of the machine-wide counters."""
+    """A snapshot of the machine-wide counters: every CPU's times (system.CpuTimes) and every
+    node's numastat."""
     cpus: dict
     numa: dict
 
     @classmethod
-    def now(cls) -> "Machine":
-        return cls(cpu_jiffies(), numastat())
+    def now(cls, *, root=system.LIVE) -> "Machine":
+        return cls(system.cpu_times(root), system.numastat(root))
 
     def since(self, before: "Machine", seconds: float) -> dict:
-        util = {}
-        for c, (busy, total) in self.cpus.items():
-            b0, t0 = before.cpus.get(c, (busy, total))
-            util[str(c)] = (busy - b0) / (total - t0) if total > t0 else 0.0
-        busy_s = sum(self.cpus[c][0] - before.cpus.get(c, self.cpus[c])[0] for c in self.cpus) / _HZ
+        """What happened between two snapshots: each CPU's busy share of the time that passed
+        (cpu_utilisation), busy and stolen CPU-seconds summed over the CPUs (busy_cpu_s,
+        steal_cpu_s: steal is not busy, see system.CpuTimes), numastat deltas per node."""
+        util, busy, steal = {}, 0, 0
+        for c, now in self.cpus.items():
+            dt = now - before.cpus.get(c, now)
+            util[str(c)] = dt.busy / dt.total if dt.total > 0 else 0.0
+            busy += dt.busy
+            steal += dt.steal
         numa = {str(n): {k: v - before.numa.get(n, {}).get(k, 0) for k, v in d.items()
                          if k in ("numa_hit", "numa_miss", "local_node", "other_node")}
                 for n, d in self.numa.items()}
-        return {"cpu_utilisation": util, "busy_cpu_s": busy_s, "numastat": numa,
-                "seconds": seconds}
+        return {"cpu_utilisation": util, "busy_cpu_s": busy / _HZ, "steal_cpu_s": steal / _HZ,
+                "numastat": numa, "seconds": seconds}

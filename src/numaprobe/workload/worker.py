@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import time
 
-from .. import placement
+from .. import placement, system
 from ..topology import format_list, parse_list
 from . import telemetry
 
@@ -37,19 +36,6 @@ def _on_term(signum, frame):
 def _send(obj) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
-
-
-def _threads() -> list[dict]:
-    out = []
-    for tid in sorted(os.listdir("/proc/self/task"), key=int):
-        try:
-            status = open(f"/proc/self/task/{tid}/status").read()
-            name = open(f"/proc/self/task/{tid}/comm").read().strip()
-        except FileNotFoundError:
-            continue
-        cpus = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M).group(1)
-        out.append({"tid": int(tid), "name": name, "cpus": cpus})
-    return out
 
 
 def _session(cfg: dict, inst: dict):
@@ -82,7 +68,7 @@ def main() -> int:
         sess = _session(cfg, inst)
         if inst["pin"]:
             placement.pin(cpus[:1])  # the caller is the intra-op pool's first thread
-        threads = _threads()
+        threads = system.threads()  # the real /proc, whatever $NUMAPROBE_SYSFS_ROOT says
         if inst["pin"]:
             allowed = set(cpus)
             for t in threads:
