@@ -112,3 +112,40 @@ def test_non_linux_is_a_clear_import_error():
             "try:\n    import numaprobe\nexcept ImportError as e:\n    print(e)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "numaprobe needs Linux" in r.stdout and "darwin" in r.stdout
+
+
+def test_a_bug_is_a_traceback_not_bad_input(monkeypatch, capsys):
+    """Only UsageError (and NotEnoughMemory) mean bad input: a plain ValueError, KeyError or
+    MemoryError raised inside a subcommand is a bug and must not pass for exit code 2."""
+    from numaprobe import cli as cli_mod
+    from numaprobe.errors import NotEnoughMemory, UsageError
+
+    def boom(exc):
+        def run(args):
+            raise exc
+        return run
+    for exc, code in ((ValueError("internal mix-up"), 70), (KeyError("cells"), 70),
+                      (MemoryError(), 70), (UsageError("node 7 does not exist; nodes: 0"), 2),
+                      (NotEnoughMemory("node 0 has 1 GiB free"), 2)):
+        monkeypatch.setattr(cli_mod, "cmd_clock", boom(exc))
+        assert cli_mod.main(["clock"]) == code, exc
+        err = capsys.readouterr().err
+        if code == 70:
+            assert "Traceback" in err and "bug in numaprobe" in err and "please report" in err
+        else:
+            assert err.count("\n") == 1 and str(exc) in err and "Traceback" not in err
+
+
+def test_report_does_not_hide_a_renderer_failure(tmp_path):
+    """A document that passed validation but breaks a renderer is a bug to see, not raw JSON
+    on the page (the report used to swallow KeyError and TypeError)."""
+    from pathlib import Path
+
+    from numaprobe import kinds, results
+    from numaprobe.report import html as H
+    doc = results.load(Path(__file__).parent / "data" / "documents" / "v1" / "latency.json")
+    del doc["result"]["cells"][0]["cpu"]
+    with pytest.raises(KeyError):
+        kinds.get("latency").text(doc)
+    with pytest.raises(KeyError):
+        H.html_text([doc], plots_=False)
