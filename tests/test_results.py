@@ -217,3 +217,26 @@ def test_compare_warns_when_machines_differ(docs):
     b["machine"]["thp"] = "never"
     out = compare.compare([a, b], ["a", "b"])
     assert any("kernel: " in w and "THP mode" in w for w in out["warnings"])
+
+
+def test_compare_names_workload_differences_and_strict_refuses(tmp_path):
+    """The workload is part of identity: the same machine running other options (or another
+    model) is named option by option; --strict refuses it (exit 2)."""
+    from pathlib import Path
+    src = Path(__file__).parent / "data" / "documents" / "v1"
+    a = json.loads((src / "infer.json").read_text())
+    b = copy.deepcopy(a)
+    b["asked"]["options"]["duration"] = 7.0
+    b["asked"]["options"]["rounds"] = 9            # how often, not what: no difference
+    b["result"]["model"]["sha256"] = "0" * 64
+    out = compare.compare([a, b], ["a.json", "b.json"])
+    text = " ".join(out["warnings"])
+    assert "--duration: 0.5 vs 7.0" in text and "model sha256" in text and "--rounds" not in text
+    assert not results.workload_differences(a, copy.deepcopy(a))
+    with pytest.raises(ValueError, match="different workloads"):
+        compare.compare([a, b], ["a.json", "b.json"], strict=True)
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    r = run_cli("compare", "--strict", str(pa), str(pb), check=False)
+    assert r.returncode == 2 and "different workloads" in r.stderr and "Traceback" not in r.stderr

@@ -317,7 +317,7 @@ def cmd_sweep(args) -> int:
 def cmd_compare(args) -> int:
     from . import compare, results
     docs = [results.load(f) for f in args.files]
-    out = compare.compare(docs, args.files, min_effect=args.min_effect / 100)
+    out = compare.compare(docs, args.files, min_effect=args.min_effect / 100, strict=args.strict)
     warnings = out.pop("warnings")
     _finish(args, "compare", out, warnings=warnings)
     return 0
@@ -508,6 +508,9 @@ def _add_compare(sub) -> None:
     cmp.add_argument("files", nargs="+", metavar="RESULT.json")
     cmp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
                      help="smallest change called faster or slower (default 2 %%)")
+    cmp.add_argument("--strict", action="store_true",
+                     help="refuse documents whose workloads differ (command options, model) "
+                     "instead of warning")
     _output_args(cmp)
     cmp.set_defaults(func=cmd_compare, command_name="compare")
 

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import UsageError
 from . import kinds, stats
 from .kinds import Figure, Kind, register
-from .results import fingerprint_differences
+from .results import fingerprint_differences, workload_differences
 
 MIN_EFFECT = 0.02
 MIN_RUNS = 3  # runs on each side before the interval resamples runs instead of samples
@@ -63,8 +63,11 @@ def compare_figure(a: Figure, b: Figure, min_effect: float = MIN_EFFECT) -> dict
             "higher_is_better": a.higher_is_better, "interval_from": basis}
 
 
-def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT) -> dict:
-    """Every later document against the first: {"comparisons": [...], "warnings": [...]}."""
+def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT, *,
+            strict: bool = False) -> dict:
+    """Every later document against the first: {"comparisons": [...], "warnings": [...]}.
+    Documents whose workloads differ (command options, model) get a warning that names each
+    difference; ``strict`` refuses them instead."""
     if len(docs) < 2:
         raise UsageError("compare needs two result documents or more")
     base = docs[0]
@@ -76,6 +79,13 @@ def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT) 
         diffs = fingerprint_differences(base, doc)
         if diffs:
             warnings.append(f"{name} ran on a different machine or setup: " + "; ".join(diffs))
+        work = workload_differences(base, doc)
+        if work and strict:
+            raise UsageError(f"{names[0]} and {name} measured different workloads (--strict): "
+                             + "; ".join(work))
+        if work:
+            warnings.append(f"{name} measured a different workload than {names[0]}: "
+                            + "; ".join(work))
         fa, fb = figures(base), figures(doc)
         common = [k for k in fa if k in fb]
         if not common:

@@ -31,7 +31,7 @@ from .topology import Topology
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "MIGRATIONS", "fingerprint", "document", "load",
            "write", "schema_path", "to_csv", "rows", "upgrade", "validate",
-           "fingerprint_differences"]
+           "fingerprint_differences", "workload_differences"]
 
 SCHEMA = "numaprobe-result"
 SCHEMA_VERSION = 1
@@ -164,6 +164,33 @@ def fingerprint_differences(a: dict, b: dict) -> list[str]:
     for k in sorted(set(va) | set(vb)):
         if va.get(k) != vb.get(k):
             out.append(f"{k} version: {va.get(k)} vs {vb.get(k)}")
+    return out
+
+
+# Options that change how long or how often a measurement runs, or how it is shown, but not
+# what is measured: documents that differ only in these still measure the same workload.
+_NOT_WORKLOAD = {"json", "csv", "output", "quiet", "repeat", "rounds", "max_rounds",
+                 "target_effect", "max_noise", "min_effect", "strict", "files"}
+
+
+def workload_differences(a: dict, b: dict) -> list[str]:
+    """What differs between two documents' workloads, in words: the command and its options
+    (not those in _NOT_WORKLOAD), and for inference the model (name, size, parameters,
+    inputs) and the engine settings that resolved."""
+    out = []
+    qa, qb = a.get("asked") or {}, b.get("asked") or {}
+    if qa.get("command") != qb.get("command"):
+        out.append(f"command: {qa.get('command')} vs {qb.get('command')}")
+    oa, ob = qa.get("options") or {}, qb.get("options") or {}
+    for k in sorted((set(oa) | set(ob)) - _NOT_WORKLOAD):
+        if oa.get(k) != ob.get(k):
+            out.append(f"--{k.replace('_', '-')}: {oa.get(k)} vs {ob.get(k)}")
+    ma, mb = (a.get("result") or {}).get("model"), (b.get("result") or {}).get("model")
+    if ma is not None or mb is not None:
+        for k in ("name", "sha256", "bytes", "params", "inputs"):
+            va, vb = (ma or {}).get(k), (mb or {}).get(k)
+            if va != vb:
+                out.append(f"model {k}: {va} vs {vb}")
     return out
 
 

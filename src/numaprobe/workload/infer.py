@@ -28,9 +28,12 @@ RAW_LIMIT = 20000  # per-inference latencies kept in the document up to this man
 def _combine(runs: list[driver.LayoutRun]) -> driver.LayoutRun:
     """One run from several rounds of the same layout (instances appended, windows kept)."""
     first = runs[0]
+    # The noise of the worst round: a verdict must not rest on a round the machine disturbed.
+    noisy = [r.noise for r in runs if r.noise is not None]
+    worst = max(noisy, key=lambda n: n.foreign_fraction + (n.steal_fraction or 0.0), default=None)
     merged = driver.LayoutRun(layout=first.layout, mode=first.mode, duration=first.duration,
                               instances=[i for r in runs for i in r.instances],
-                              machine=first.machine, noise=first.noise,
+                              machine=first.machine, noise=worst,
                               failures=[f for r in runs for f in r.failures], rounds=list(runs))
     return merged
 
@@ -121,7 +124,10 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=10.0,
     error = None
     try:
         for r in range(rounds):
-            for k, layout in enumerate(layouts):
+            # Each round starts fresh workers, in an order rotated round by round (A B C, B C A,
+            # C A B), so no layout always runs first and a thread pool's mode is drawn anew.
+            for k in [(r + j) % len(layouts) for j in range(len(layouts))]:
+                layout = layouts[k]
                 bar.update(f"round {r + 1}/{rounds}: {layout.name}")
                 runs[k].append(driver.run_layout(
                     model_ref.path, layout, mode=mode, duration=duration, warmup=warmup,

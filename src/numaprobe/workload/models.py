@@ -518,10 +518,20 @@ def _values(s: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> n
 # Documentation
 # --------------------------------------------------------------------------------------------
 
+def _sha256(path: str) -> str:
+    """The file's SHA-256: the model's identity when documents are compared."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def describe(ref: ModelRef) -> dict:
     """The model's entry in a result document: identity, sizes and signature.
 
-    ``params`` counts the elements of all initializers and Constant tensors of the main graph;
+    ``sha256`` identifies the file (compare checks it); ``params`` counts the elements of all initializers and Constant tensors of the main graph;
     ``param_bytes`` their size in bytes (external data included); ``bytes`` the .onnx file.
     """
     m = onnx.load(ref.path, load_external_data=False)
@@ -537,6 +547,7 @@ def describe(ref: ModelRef) -> dict:
         "path": ref.path,
         "description": ref.description,
         "bytes": ref.bytes,
+        "sha256": _sha256(ref.path),
         "params": int(params),
         "param_bytes": int(param_bytes),
         "opsets": {(o.domain or "ai.onnx"): o.version for o in m.opset_import},
