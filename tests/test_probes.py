@@ -365,3 +365,14 @@ def test_infer_and_probes_share_one_progress(monkeypatch):
     bar.close()
     assert log.getvalue().splitlines() == ["round 1/2: naive: measuring 10 s (about 48 s left)",
                                            "round 2/2: naive (about 27 s left)"]
+
+
+def test_a_loaded_latency_curve_that_falls_is_flagged():
+    from numaprobe.probes import LoadedCurve
+    from numaprobe.stats import summarize
+    pts = tuple({"delay": d, "latency": summarize([ns], "ns"), "gbs": g}
+                for d, ns, g in ((400, 120.0, 1.0), (0, 100.0, 30.0)))
+    words = LoadedCurve(0, 0, 1, (0,), pts).warnings()
+    assert len(words) == 1 and "falls as traffic rises" in words[0]
+    rising = tuple(dict(p, latency=summarize([120.0 + p["gbs"]], "ns")) for p in pts)
+    assert LoadedCurve(0, 0, 1, (0,), rising).warnings() == []

@@ -29,8 +29,9 @@ COMMANDS = {
     "bandwidth-threads": ["bandwidth", "--threads-sweep", "--size", "4M", "--reps", "3", "-q"],
     "loaded-latency": ["loaded-latency", "--size", "8M", "--samples", "1", "-q"],
     "c2c": ["c2c", "--rounds", "2000", "--samples", "2", "-q"],
-    "infer": ["infer", "--layouts", "naive,2x1", "--duration", "1", "--warmup", "2", "-q"],
-    "sweep": ["sweep", "--duration", "1", "--warmup", "2", "-q"],
+    "infer": ["infer", "--layouts", "naive,2x1", "--duration", "1", "--rounds", "3", "--warmup",
+              "2", "-q"],
+    "sweep": ["sweep", "--duration", "1", "--rounds", "2", "--warmup", "2", "-q"],
 }
 FIGURES = {
     "latency": ["matrix"], "bandwidth": ["matrix"], "c2c": ["matrix"],

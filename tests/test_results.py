@@ -41,8 +41,8 @@ def docs(tmp_path_factory, tiny_model):
     out = {}
     cmds = dict(COMMANDS)
     cmds["infer"] = ["infer", "--model", tiny_model, "--layouts", "naive,cores-per-instance=1",
-                     "--duration", "1"]
-    cmds["sweep"] = ["sweep", "--model", tiny_model, "--duration", "1"]
+                     "--duration", "1", "--rounds", "3"]
+    cmds["sweep"] = ["sweep", "--model", tiny_model, "--duration", "1", "--rounds", "3"]
     for kind, args in cmds.items():
         path = d / f"{kind}.json"
         run_cli(*args, "-o", str(path))
@@ -93,13 +93,19 @@ def test_csv_for_tabular_kinds(docs):
     assert r.stdout.startswith("cpu_a,cpu_b,median_ns")
 
 
-def _scaled(doc, factor):
-    """The same measurement with every latency sample multiplied: a known difference. The
-    samples get a known, modest spread first: this machine's own may be wider than 1.5x."""
+def _scaled(doc, factor, runs=True):
+    """The same measurement with every latency multiplied: a known difference. Each cell gets
+    five runs with a known, modest spread (this machine's own may be wider than 1.5x), or with
+    runs=False one run's samples only."""
     out = copy.deepcopy(doc)
     for c in out["result"]["cells"]:
-        c["ns"]["samples"] = [100.0 * factor * x for x in (1.0, 1.03, 0.98, 1.01, 0.99)]
+        values = [100.0 * factor * x for x in (1.0, 1.03, 0.98, 1.01, 0.99)]
+        c["ns"]["samples"] = values
         c["ns"]["median"] = 100.0 * factor
+        if runs:
+            c["ns"]["runs"] = values
+        else:
+            c["ns"].pop("runs", None)
     return out
 
 
@@ -110,16 +116,38 @@ def test_compare_known_difference_has_the_right_sign(docs):
     faster = compare.compare([a, _scaled(a, 0.5)], ["a", "b"])
     f = faster["comparisons"][0]["figures"][0]
     assert f["verdict"] == "faster" and f["change_pct"] == pytest.approx(-50)
-    assert f["ci"][0] <= f["ratio"] <= f["ci"][1]
+    assert f["ci"][0] <= f["ratio"] <= f["ci"][1] and f["interval_from"] == "runs"
     # Bandwidth: higher is better, so more GB/s is "faster".
     b = results.load(docs["bandwidth"])
-    for c in b["result"]["cells"]:  # samples with a known spread, then twice as fast
-        c["gbs"]["samples"], c["gbs"]["median"] = [10.0, 10.5, 9.5, 10.2, 9.8], 10.0
+    for c in b["result"]["cells"]:  # runs with a known spread, then twice as fast
+        c["gbs"]["runs"] = c["gbs"]["samples"] = [10.0, 10.5, 9.5, 10.2, 9.8]
+        c["gbs"]["median"] = 10.0
     more = copy.deepcopy(b)
     for c in more["result"]["cells"]:
-        c["gbs"]["samples"] = [x * 2 for x in c["gbs"]["samples"]]
+        c["gbs"]["runs"] = c["gbs"]["samples"] = [x * 2 for x in c["gbs"]["samples"]]
         c["gbs"]["median"] *= 2
     assert compare.compare([b, more], ["a", "b"])["comparisons"][0]["figures"][0]["verdict"] == "faster"
+
+
+def test_single_runs_get_no_verdict_however_clear(docs):
+    """The samples of one window are not evidence across runs: a 1.5x change between single
+    runs is "not established", and the comparison says what to run instead."""
+    a = _scaled(results.load(docs["latency"]), 1.0, runs=False)
+    out = compare.compare([a, _scaled(a, 1.5, runs=False)], ["a", "b"])
+    f = out["comparisons"][0]["figures"][0]
+    assert f["verdict"] == "not established" and f["ci"] is None
+    assert "--repeat 3" in f["detail"] and any("--repeat 3" in w for w in out["warnings"])
+
+
+def test_noisy_windows_get_noisy_rerun(docs):
+    a = _scaled(results.load(docs["latency"]), 1.0)
+    b = _scaled(a, 1.5)
+    b["noise"] = dict(a["noise"] or {}, foreign_fraction=0.2, steal_fraction=0.0, seconds=1.0,
+                      cpus=2)
+    f = compare.compare([a, b], ["a", "b"])["comparisons"][0]["figures"][0]
+    assert f["verdict"] == "noisy: rerun" and "20 %" in f["detail"]
+    f = compare.compare([a, b], ["a", "b"], max_noise=0.5)["comparisons"][0]["figures"][0]
+    assert f["verdict"] == "slower"
 
 
 def test_compare_same_thing_twice_is_no_significant_change(tmp_path):
@@ -140,7 +168,8 @@ def test_compare_same_thing_twice_is_no_significant_change(tmp_path):
         cell["median"] = sorted(cell["runs"])[len(cell["runs"]) // 2]
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
         paths.append(str(tmp_path / f"{name}.json"))
-    r = run_cli("compare", *paths, "--json")
+    # --max-noise 100: the verdict's interval is the subject here (noise gating has its test)
+    r = run_cli("compare", *paths, "--json", "--max-noise", "100")
     fig = json.loads(r.stdout)["result"]["comparisons"][0]["figures"][0]
     assert fig["interval_from"] == "runs" and fig["verdict"] == "no significant change", fig
 
@@ -159,12 +188,12 @@ def test_repeat_keeps_every_run_and_compare_resamples_them(tmp_path, schema):
         assert min(ns["samples"]) <= min(ns["runs"]) and max(ns["runs"]) <= max(ns["samples"])
     out = compare.compare([results.load(p) for p in paths], ["a", "b"])
     assert {f["interval_from"] for f in out["comparisons"][0]["figures"]} == {"runs"}
-    assert not any("single runs" in w for w in out["warnings"])
+    assert not any("fewer than 3 runs" in w for w in out["warnings"])
     single = tmp_path / "single.json"
     run_cli("c2c", "--rounds", "500", "--samples", "2", "-o", str(single))
     out = compare.compare([results.load(paths[0]), results.load(single)], ["a", "single"])
-    assert {f["interval_from"] for f in out["comparisons"][0]["figures"]} == {"samples"}
-    assert any("single runs" in w and "--repeat 3" in w for w in out["warnings"])
+    assert {f["verdict"] for f in out["comparisons"][0]["figures"]} == {"not established"}
+    assert any("fewer than 3 runs" in w and "--repeat 3" in w for w in out["warnings"])
     r = run_cli("c2c", "--repeat", "0", check=False)
     assert r.returncode == 2 and r.stderr.strip() == \
         "numaprobe: repeat must be a whole number >= 1, got 0"
@@ -183,7 +212,8 @@ def test_every_probe_repeats(kind, tmp_path, schema):
 
 
 def test_compare_infer_and_cli_json(docs, schema):
-    r = run_cli("compare", str(docs["infer"]), str(docs["infer"]), "--json")
+    # --max-noise 100: the same document twice, however busy the machine was when it ran
+    r = run_cli("compare", str(docs["infer"]), str(docs["infer"]), "--json", "--max-noise", "100")
     doc = json.loads(r.stdout)
     jsonschema.validate(doc, schema)
     figs = {f["figure"]: f for f in doc["result"]["comparisons"][0]["figures"]}
@@ -230,7 +260,7 @@ def test_compare_names_workload_differences_and_strict_refuses(tmp_path):
     b["asked"]["options"]["rounds"] = 9            # how often, not what: no difference
     b["result"]["model"]["sha256"] = "0" * 64
     out = compare.compare([a, b], ["a.json", "b.json"])
-    text = " ".join(out["warnings"])
+    (text,) = [w for w in out["warnings"] if "different workload" in w]
     assert "--duration: 0.5 vs 7.0" in text and "model sha256" in text and "--rounds" not in text
     assert not results.workload_differences(a, copy.deepcopy(a))
     with pytest.raises(ValueError, match="different workloads"):

@@ -395,3 +395,24 @@ def test_given_topology_is_used_as_is(reads):
     reads.clear()
     assert placement.check_cpus([17], two) == (17,)
     assert topology.current(two) is two and reads == []
+
+
+def test_a_stale_no_is_checked_against_the_machine_again(tmp_path, monkeypatch):
+    """A kept description that says a CPU is offline while it is back online (seen in the VM
+    suite: a test took a CPU offline and brought it back) must not refuse it: a no is read
+    again before it is said, also when the kept description is handed down explicitly."""
+    tree = tmp_path / "tree"
+    shutil.copytree(DATA / "two-socket-smt", tree)
+    monkeypatch.setenv("NUMAPROBE_SYSFS_ROOT", str(tree))
+    online = tree / "sys/devices/system/cpu/online"
+    online.write_text("0-2,4-31\n")                      # CPU 3 offline
+    kept = topology.current(refresh=True)
+    assert 3 not in kept.online_cpus
+    online.write_text("0-31\n")                          # and back
+    assert placement.check_cpus([3]) == (3,)
+    assert placement.check_cpus([3], kept) == (3,)       # handed down: the same root, read again
+    online.write_text("0-2,4-31\n")                      # a no that holds stays a no
+    with pytest.raises(ValueError, match="CPU 3 is offline"):
+        placement.check_cpus([3], kept)
+    other = topology.read(DATA / "two-socket-smt")       # another root: used as it is
+    assert placement.check_nodes([1], other) == (1,)

@@ -138,12 +138,18 @@ def test_paired_ratio_literal_values():
     assert c.mde == pytest.approx(math.expm1((2.570582 + 0.919544) * sd / math.sqrt(6)),
                                   rel=1e-5)               # t(0.975, 5) + t(0.8, 5)
     assert "6 paired rounds" in c.basis and "0.031" in c.basis
-    # 5 rounds: the exact test's floor 2/32 is above 5 %, nothing is detectable
-    assert math.isinf(stats.paired_ratio(a[:5], a[:5] * np.exp(d[:5]),
-                                         higher_is_better=True).mde)
-    # with 3 layouts Holm's first step is at 0.0167, below the floor of 6 rounds
-    assert math.isinf(stats.paired_ratio(a, a * np.exp(d), higher_is_better=True,
-                                         family=3).mde)
+    # 5 rounds: the exact test's floor 2/32 is above 5 %, so the t test decides (it assumes
+    # log ratios near normal; its A/A rates are in stats.paired_ratio's comment)
+    five = stats.paired_ratio(a[:5], a[:5] * np.exp(d[:5]), higher_is_better=True)
+    sd5 = float(np.std(d[:5], ddof=1))
+    assert five.test == "t" and math.isfinite(five.mde)
+    assert five.p_value == pytest.approx(2 * (1 - stats.t_cdf(0.03 / (sd5 / math.sqrt(5)), 4)))
+    # with 3 layouts Holm's first step is at 0.0167, below the floor of 6 rounds: t again
+    assert stats.paired_ratio(a, a * np.exp(d), higher_is_better=True, family=3).test == "t"
+    # at 7 rounds the floor 2/128 is below 0.0167: exact
+    seven = stats.paired_ratio(np.ones(7), np.exp(np.linspace(0.01, 0.07, 7)),
+                               higher_is_better=True, family=3)
+    assert seven.test == "exact sign-flip" and seven.p_value == 2 / 128
 
 
 def test_paired_ratio_uses_the_t_test_beyond_16_rounds():

@@ -210,14 +210,17 @@ def test_infer_compares_layouts(tiny_model, topo):
     layouts = [parse_layout(s, topo) for s in ("naive", "cores-per-instance=1")]
     from numaprobe.workload import models
     ref = models.resolve(tiny_model)
-    doc = run_infer(ref, layouts, duration=1.0, rounds=2)
+    doc = run_infer(ref, layouts, duration=1.0, rounds=3)
     a, b = doc["layouts"]
     assert "vs_first" not in a and b["vs_first"]["verdict"] in (
-        "faster", "slower", "no significant difference")
+        "faster", "slower", "no significant change", "noisy: rerun")
+    assert b["vs_first"]["comparison"]["n"] == 3 and len(b["rounds"]) == 3
+    assert a["throughput"]["interval_from"] == "rounds" == a["latency"]["interval_from"]
+    assert doc["stopped"] == {"rounds": 3, "why": "the 3 round(s) asked for"}
     lo, hi = a["throughput"]["ci"]
     assert lo <= a["throughput"]["per_s"] * 1.5 and hi >= lo
     assert a["latency"]["p50"]["ci"][0] <= a["latency"]["p50"]["ms"] <= a["latency"]["p50"]["ci"][1]
-    assert len(b["instances"]) == 2 * len(layouts[1].instances)  # two rounds
+    assert len(b["instances"]) == 3 * len(layouts[1].instances)  # three rounds
     per = b["instances"][0]["per_inference"]
     assert per["cpu_s"] > 0 and "minor_faults" in per and "involuntary_switches" in per
     assert 0 < b["instances"][0]["cpu_utilisation"] <= 1.5
@@ -302,7 +305,8 @@ def test_diagnose_counts_busy_threads_not_idle_pools():
 
 def test_rounds_document_and_baseline_are_declared():
     """What infer hangs on runs and errors is declared: LayoutRun.rounds, the exceptions'
-    ``document``, the first layout's latencies in a Baseline (not a dict key '_lat')."""
+    ``document``, and the comparison with the first layout from the per-round figures of the
+    summaries (not a dict key '_lat')."""
     import dataclasses
     import numpy as np
     from numaprobe.workload import infer
@@ -321,13 +325,13 @@ def test_rounds_document_and_baseline_are_declared():
     assert run(1000).rounds == []
     merged = infer._combine([run(1000), run(1000)])
     assert len(merged.rounds) == 2 and len(merged.instances) == 2 * len(layout.instances)
-    first = infer.summarize_run(merged, t)
+    first = infer.summarize_run(infer._combine([run(1000)] * 3), t)
     assert not any(k.startswith("_") for k in first)
-    base = infer.Baseline(doc=first, latencies=merged.latencies)
-    slower = infer._combine([run(2000), run(2000)])
-    vs = infer.summarize_run(slower, t, base)["vs_first"]
-    assert vs["p50_ratio"][0] == pytest.approx(2.0)              # from the Baseline's latencies
-    assert vs["throughput_ratio"][0] == pytest.approx(1.0)
+    slower = infer.summarize_run(infer._combine([run(2000)] * 3), t)
+    vs = infer.versus_first([first, slower], "single")[0]          # p50 is what single is about
+    assert vs["p50_ratio"][0] == pytest.approx(2.0) and vs["figure"] == "p50_ms"
+    vs = infer.versus_first([first, slower], "closed")[0]
+    assert vs["throughput_ratio"][0] == pytest.approx(1.0) and vs["figure"] == "throughput"
 
     e = driver.WorkerFailed("worker 0 died", document={"kind": "infer"})
     assert e.document == {"kind": "infer"} and e.partial is None
@@ -357,3 +361,82 @@ def test_busy_threads_counts_running_threads_only():
     sleeper.join()
     assert len(after) >= 3   # this thread, the sleeper, the spinner
     assert telemetry.busy_threads(before, after, window) == 1
+
+
+def _layout_rounds(name, throughputs):
+    return {"layout": {"name": name, "instances": [{}]}, "cpus": 1,
+            "throughput": {"per_s": sum(throughputs) / len(throughputs)},
+            "latency": {"p50": {"ms": 1.0}, "p99": {"ms": 2.0}},
+            "rounds": [{"throughput": x, "p50_ms": 1000 / x, "p90_ms": None, "p99_ms": None,
+                        "noise": 0.0} for x in throughputs]}
+
+
+def test_implausible_results_are_flagged_not_ranked():
+    from numaprobe.workload import infer
+    steady = _layout_rounds("a", [100, 101, 99, 100, 102, 98, 100, 101])
+    modes = _layout_rounds("b", [100, 80, 101, 79, 100, 81, 99, 80])       # two speeds
+    words = infer.implausible([steady, modes], "closed")
+    assert any(w.startswith("b: its rounds fall into two groups") for w in words)
+    assert any(w.startswith("the best layout changed between rounds (a in 7 of 8, b in 1 of 8)")
+               for w in words)
+    assert infer.implausible([steady, _layout_rounds("c", [90, 91, 89, 90, 92, 88, 90, 91])],
+                             "closed") == []
+    # sweep: more than 100 % scaling efficiency means the 1x1 reference ran slow
+    one = _layout_rounds("1x1", [50, 50, 50])
+    two = dict(_layout_rounds("2x1", [120, 121, 119]), cpus=2)
+    two["layout"] = {"name": "2x1", "instances": [{}, {}]}
+    sw = analyse_sweep({"layouts": [one, two]})
+    assert any(w.startswith("2x1: scaling efficiency 120 %") for w in sw["warnings"])
+
+
+def test_verdicts_within_a_document_follow_the_rounds():
+    """Fewer than 3 rounds: not established; a clear difference over 10 rounds: faster; the
+    same rounds again: no significant change with what it could have detected; a noisy round
+    on either side: noisy: rerun."""
+    from numaprobe.workload import infer
+    base = [100, 102, 98, 101, 99, 100, 103, 97, 100, 101]
+    a = _layout_rounds("a", base)
+    two = infer.versus_first([_layout_rounds("a", base[:2]), _layout_rounds("b", base[:2])],
+                             "closed")[0]
+    assert two["verdict"] == "not established" and "rounds" in two["detail"]
+    fast = infer.versus_first([a, _layout_rounds("b", [x * 1.3 for x in base])], "closed")[0]
+    assert fast["verdict"] == "faster" and fast["throughput_ratio"][0] == pytest.approx(1.3)
+    same = _layout_rounds("b", [x * f for x, f in zip(base, (1.01, .99, 1.0, 1.02, .98, 1.0,
+                                                              1.01, .99, 1.0, 1.0))])
+    vs = infer.versus_first([a, same], "closed")[0]
+    assert vs["verdict"] == "no significant change" and "could detect" in vs["detail"]
+    loud = _layout_rounds("b", [x * 1.3 for x in base])
+    loud["rounds"][3]["noise"] = 0.12
+    assert infer.versus_first([a, loud], "closed")[0]["verdict"] == "noisy: rerun"
+
+
+def test_target_effect_adds_rounds_until_resolved_or_capped(tiny_model, monkeypatch):
+    """--target-effect keeps adding rounds until every comparison with the first layout
+    could detect the effect, or --max-rounds; the document says which ended it. The rounds
+    come from a stand-in driver whose throughput has a known 3 % round-to-round spread."""
+    import numpy as np
+    from numaprobe.workload import infer, models
+    t = tree("this-vm")
+    layouts = [parse_layout(s, t) for s in ("1x1", "cores-per-instance=1")]
+    rng = np.random.default_rng(7)
+    calls = []
+
+    def fake_run_layout(model, layout, **kw):
+        calls.append(layout.name)
+        count = int(100 * rng.lognormal(0, 0.03))
+        inst = [_worker(k, numaprobe.format_list(i.cpus), 1, threads=3, busy=1, count=count)
+                for k, i in enumerate(layout.instances)]
+        return driver.LayoutRun(layout=layout, mode="closed", duration=1.0, instances=inst,
+                                machine={}, noise=None)
+    monkeypatch.setattr(infer.driver, "run_layout", fake_run_layout)
+    ref = models.resolve(tiny_model)
+    doc = run_infer(ref, layouts, duration=1.0, rounds=3, target_effect=0.03, max_rounds=40,
+                    topology=t)
+    n = doc["stopped"]["rounds"]
+    assert 3 < n < 40 and doc["stopped"]["why"].startswith("every comparison could detect 3 %")
+    assert len(calls) == 2 * n and calls[:4] == ["1x1", "cores-per-instance=1",
+                                                 "cores-per-instance=1", "1x1"]  # rotated
+    assert doc["layouts"][1]["vs_first"]["comparison"]["mde"] <= 0.03
+    capped = run_infer(ref, layouts, duration=1.0, rounds=3, target_effect=0.001, max_rounds=5,
+                       topology=t)
+    assert capped["stopped"]["rounds"] == 5 and "--max-rounds 5 reached" in capped["stopped"]["why"]

@@ -294,9 +294,28 @@ def cmd_infer(args) -> int:
     layouts = _layouts(args, topo)
     ref, dims = _model(args)
     return _workload(args, "infer", lambda: run_infer(
-        ref, layouts, mode=args.mode, duration=args.duration, rounds=args.rounds,
-        warmup=args.warmup, dims=dims, rate=args.rate, topology=topo, progress=_progress(args)),
-        topo)
+        ref, layouts, mode=args.mode, duration=args.duration, warmup=args.warmup, dims=dims,
+        rate=args.rate, topology=topo, progress=_progress(args), **_rounds(args)), topo)
+
+
+def _rounds(args) -> dict:
+    """--rounds, --target-effect, --max-rounds, --max-noise and --min-effect, checked."""
+    if args.rounds < 1:
+        raise _BadInput(f"numaprobe: --rounds must be 1 or more, got {args.rounds}")
+    if args.target_effect is not None and not 0 < args.target_effect < 100:
+        raise _BadInput(f"numaprobe: --target-effect is a percentage between 0 and 100, got "
+                        f"{args.target_effect:g}")
+    if args.max_rounds is not None and args.max_rounds < args.rounds:
+        raise _BadInput(f"numaprobe: --max-rounds ({args.max_rounds}) is below --rounds "
+                        f"({args.rounds})")
+    for name in ("max_noise", "min_effect"):
+        if not 0 <= getattr(args, name) < 100:
+            raise _BadInput(f"numaprobe: --{name.replace('_', '-')} is a percentage between 0 "
+                            f"and 100, got {getattr(args, name):g}")
+    return {"rounds": args.rounds,
+            "target_effect": args.target_effect / 100 if args.target_effect else None,
+            "max_rounds": args.max_rounds or (4 * args.rounds if args.target_effect else None),
+            "max_noise": args.max_noise / 100, "min_effect": args.min_effect / 100}
 
 
 def cmd_sweep(args) -> int:
@@ -307,9 +326,10 @@ def cmd_sweep(args) -> int:
 
     def run():
         doc = run_infer(ref, sweep_layouts(topo), mode="closed", duration=args.duration,
-                        rounds=args.rounds, warmup=args.warmup, dims=dims, topology=topo,
-                        progress=_progress(args))
+                        warmup=args.warmup, dims=dims, topology=topo, progress=_progress(args),
+                        **_rounds(args))
         doc["sweep"] = analyse_sweep(doc, args.p99_max)
+        doc["warnings"] += doc["sweep"]["warnings"]
         return doc
     return _workload(args, "sweep", run, topo)
 
@@ -317,7 +337,8 @@ def cmd_sweep(args) -> int:
 def cmd_compare(args) -> int:
     from . import compare, results
     docs = [results.load(f) for f in args.files]
-    out = compare.compare(docs, args.files, min_effect=args.min_effect / 100, strict=args.strict)
+    out = compare.compare(docs, args.files, min_effect=args.min_effect / 100, strict=args.strict,
+                          max_noise=args.max_noise / 100)
     warnings = out.pop("warnings")
     _finish(args, "compare", out, warnings=warnings)
     return 0
@@ -377,8 +398,23 @@ def _workload_args(sp) -> None:
                     "model shipped in a package (magika); default: the built-in encoder")
     sp.add_argument("--dim", action="append", metavar="NAME=N",
                     help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
-    sp.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
-    sp.add_argument("--rounds", type=int, default=1, help="rounds, layouts interleaved")
+    from .stats import DEFAULT_ROUNDS
+    sp.add_argument("--duration", type=float, default=3.0, metavar="S",
+                    help="seconds measured per layout in each round (default 3)")
+    sp.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, metavar="N",
+                    help="rounds, each with fresh workers, layouts interleaved in a rotated "
+                    f"order; a verdict needs 3 or more (default {DEFAULT_ROUNDS}: what a 10 %% "
+                    "change needs to be found 4 times in 5, by simulation)")
+    sp.add_argument("--target-effect", type=float, metavar="PCT",
+                    help="keep adding rounds (up to --max-rounds) until every comparison with "
+                    "the first layout could detect a change this large")
+    sp.add_argument("--max-rounds", type=int, metavar="N",
+                    help="the most rounds --target-effect may run (default 4 x --rounds)")
+    sp.add_argument("--max-noise", type=float, default=5.0, metavar="PCT",
+                    help="a layout whose worst round saw more foreign or stolen CPU time than "
+                    "this gets 'noisy: rerun' instead of a verdict (default 5 %%)")
+    sp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
+                    help="smallest change called faster or slower (default 2 %%)")
     sp.add_argument("--warmup", type=int, default=5, help="inferences before measuring")
 
 
@@ -508,6 +544,9 @@ def _add_compare(sub) -> None:
     cmp.add_argument("files", nargs="+", metavar="RESULT.json")
     cmp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
                      help="smallest change called faster or slower (default 2 %%)")
+    cmp.add_argument("--max-noise", type=float, default=5.0, metavar="PCT",
+                     help="a figure whose window saw more foreign or stolen CPU time than this "
+                     "gets 'noisy: rerun' instead of a verdict (default 5 %%)")
     cmp.add_argument("--strict", action="store_true",
                      help="refuse documents whose workloads differ (command options, model) "
                      "instead of warning")

@@ -2,16 +2,22 @@
 the ratio with a confidence interval and a verdict.
 
 Each later document is compared with the first. A figure is matched by name (e.g. "latency
-node 0 -> node 1", "infer naive p50"); its interval comes from bootstrapping what both
-documents keep: each run's median where the probe ran with --repeat (3 runs or more on both
-sides), so the interval covers the drift between runs; else the raw samples of the one run,
-which cover only the noise within it (the comparison then says so); the per-tenth throughput
-and the latencies of inference runs, whose layouts ran in interleaved rounds. The verdict is
-"faster" or "slower" only when the interval excludes 1 *and* the change is larger than the
-smallest effect worth reporting (2 % by default): smaller differences are within what a
-re-run moves on an ordinary machine.
+node 0 -> node 1", "naive throughput"). The unit of evidence is the run or the round, never
+the correlated samples inside one window: a figure's interval and test come from one value
+per run (probes with --repeat) or per round (infer and sweep: fresh workers each round), on
+each side, by Welch's t on their logarithms (stats.unpaired_ratio). Across documents the runs
+are unpaired, so a drift slower than a document stays invisible; the comparison says so.
+
+- fewer than 3 runs on a side: "not established", with what to run;
+- either side's window saw more foreign or stolen CPU time than --max-noise: "noisy: rerun";
+- "faster" or "slower" only when Holm's rule over the family rejects (the primary figures of
+  a kind form one family, latency percentiles of inference a second one, marked secondary),
+  the interval excludes 1 and the change is at least --min-effect (2 %);
+- otherwise "no significant change", always with the smallest change it could have detected.
 """
 from __future__ import annotations
+
+import textwrap
 
 import numpy as np
 
@@ -33,38 +39,56 @@ def figures(doc: dict) -> dict[str, Figure]:
     return {f.name: f for f in out}
 
 
-def _stat(name: str):
-    if name == "median":
-        return lambda s: float(np.median(s))
-    if name == "mean":
-        return lambda s: float(np.mean(s))
-    return stats.Percentile(float(name[1:]))
+def _noise(doc: dict) -> float | None:
+    n = doc.get("noise")
+    return n["foreign_fraction"] + (n.get("steal_fraction") or 0.0) if n else None
 
 
-def compare_figure(a: Figure, b: Figure, min_effect: float = MIN_EFFECT) -> dict:
-    ratio = b.value / a.value if a.value else float("nan")
-    lo = hi = basis = None
-    if len(a.runs) >= MIN_RUNS and len(b.runs) >= MIN_RUNS:
-        _, lo, hi = stats.ratio_ci(a.runs, b.runs, stats.Percentile(50), boots=300)
-        basis = "runs"
-    elif len(a.samples) >= 2 and len(b.samples) >= 2:
-        _, lo, hi = stats.ratio_ci(a.samples, b.samples, _stat(a.stat), boots=300)
-        basis = "samples"
-    if lo is None:
-        verdict = "no interval (single values)"
-    else:
-        verdict = stats.verdict(lo, hi, a.higher_is_better)
-        if verdict != "no significant difference" and abs(ratio - 1) < min_effect:
-            verdict = "no significant difference"
-        verdict = verdict.replace("difference", "change")
-    return {"figure": a.name, "unit": a.unit, "a": a.value, "b": b.value,
-            "change_pct": 100 * (ratio - 1), "ratio": ratio,
-            "ci": [lo, hi] if lo is not None else None, "verdict": verdict,
-            "higher_is_better": a.higher_is_better, "interval_from": basis}
+def _need_runs(kind: str) -> str:
+    if kind in ("infer", "sweep"):
+        return f"run both with --rounds {stats.MIN_ROUNDS} or more (default {stats.DEFAULT_ROUNDS})"
+    if kind in ("clock", "quick"):
+        return (f"a {kind} document holds one run: compare a probe run with --repeat "
+                f"{MIN_RUNS} or more instead")
+    return f"measure both with --repeat {MIN_RUNS} or more"
+
+
+def compare_pair(base: dict, doc: dict, *, min_effect: float = MIN_EFFECT,
+                 max_noise: float = stats.MAX_NOISE) -> list[dict]:
+    """Every figure the two documents share, with its verdict (see the module's docstring)."""
+    fa, fb = figures(base), figures(doc)
+    common = [k for k in fa if k in fb]
+    comps = {k: stats.unpaired_ratio(fa[k].runs, fb[k].runs, higher_is_better=fa[k].higher_is_better)
+             for k in common}
+    rejected = {}
+    for family in ("primary", "secondary"):
+        keys = [k for k in common if fa[k].family == family]
+        rejected.update(zip(keys, stats.holm([comps[k].p_value for k in keys])))
+    out = []
+    for k in common:
+        a, b, c = fa[k], fb[k], comps[k]
+        noise = (a.noise if a.noise is not None else _noise(base),
+                 b.noise if b.noise is not None else _noise(doc))
+        v = stats.verdict(c, rejected=rejected[k], min_effect=min_effect, noise=noise,
+                          max_noise=max_noise)
+        detail = v.detail
+        if v.word == stats.NOT_ESTABLISHED:
+            detail = (f"needs {MIN_RUNS} runs on each side, has {len(a.runs)} and {len(b.runs)}: "
+                      + _need_runs(base["kind"]))
+        ratio = b.value / a.value if a.value else float("nan")
+        out.append({"figure": k, "unit": a.unit, "a": a.value, "b": b.value,
+                    "change_pct": 100 * (ratio - 1), "ratio": ratio,
+                    "ci": list(c.ci) if c.established else None, "verdict": v.word,
+                    "detail": detail, "family": a.family, "higher_is_better": a.higher_is_better,
+                    "interval_from": "runs" if c.established else None,
+                    "p_value": c.p_value if c.established else None,
+                    "mde": c.mde if c.established and np.isfinite(c.mde) else None,
+                    "runs": [len(a.runs), len(b.runs)], "noise": list(noise)})
+    return out
 
 
 def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT, *,
-            strict: bool = False) -> dict:
+            strict: bool = False, max_noise: float = stats.MAX_NOISE) -> dict:
     """Every later document against the first: {"comparisons": [...], "warnings": [...]}.
     Documents whose workloads differ (command options, model) get a warning that names each
     difference; ``strict`` refuses them instead."""
@@ -87,34 +111,41 @@ def compare(docs: list[dict], names: list[str], min_effect: float = MIN_EFFECT, 
             warnings.append(f"{name} measured a different workload than {names[0]}: "
                             + "; ".join(work))
         fa, fb = figures(base), figures(doc)
-        common = [k for k in fa if k in fb]
-        if not common:
+        if not any(k in fb for k in fa):
             raise UsageError(f"{names[0]} and {name} share no figure to compare")
         missing = sorted(set(fa) ^ set(fb))
         if missing:
             warnings.append(f"{len(missing)} figure(s) appear in one document only: "
                             + ", ".join(missing[:5]) + ("..." if len(missing) > 5 else ""))
-        figs = [compare_figure(fa[k], fb[k], min_effect) for k in common]
-        if any(f["interval_from"] == "samples" for f in figs) and base["kind"] not in ("infer", "sweep"):
-            warnings.append(
-                f"{name} against {names[0]}: intervals from the samples of single runs cover the "
-                "noise within a run, not the drift between runs, which can be larger (on the VM "
-                "numaprobe is developed on, L1 latency moved 7-11 % between runs); for a verdict "
-                f"that covers it, measure both with --repeat {MIN_RUNS} or more")
+        figs = compare_pair(base, doc, min_effect=min_effect, max_noise=max_noise)
+        if any(f["verdict"] == stats.NOT_ESTABLISHED for f in figs):
+            warnings.append(f"{name} against {names[0]}: some figures have fewer than "
+                            f"{MIN_RUNS} runs on a side, so no verdict: {_need_runs(base['kind'])}")
+        elif figs:
+            warnings.append(f"{name} against {names[0]}: the runs of two documents are "
+                            "unpaired, so the intervals cannot see a drift slower than a document")
         out.append({"a": names[0], "b": name, "figures": figs})
     return {"kind": base["kind"], "comparisons": out, "min_effect": min_effect,
-            "warnings": warnings}
+            "max_noise": max_noise, "warnings": warnings}
 
 
 def table(result: dict) -> str:
+    """Each comparison: a line per figure, the verdict's detail beneath it where there is one
+    (secondary figures marked with an asterisk)."""
     lines = []
     for c in result["comparisons"]:
         lines.append(f"{c['b']} against {c['a']} ({result['kind']})")
         lines.append(f"{'figure':<34}{'A':>10}{'B':>10}{'change':>9}  {'ratio [95% CI]':<21}verdict")
         for f in c["figures"]:
             ci = f"[{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f["ci"] else ""
-            lines.append(f"{f['figure'][:33]:<34}{f['a']:10.4g}{f['b']:10.4g}"
+            star = "*" if f.get("family") == "secondary" else ""
+            lines.append(f"{(f['figure'] + star)[:33]:<34}{f['a']:10.4g}{f['b']:10.4g}"
                          f"{f['change_pct']:+8.1f}%  {f['ratio']:.3f} {ci:<15}{f['verdict']}")
+            if f.get("detail") and f["verdict"] != stats.NOT_ESTABLISHED:
+                lines += textwrap.wrap(f["detail"], 79, initial_indent="    ",
+                                       subsequent_indent="    ")
+        if any(f.get("family") == "secondary" for f in c["figures"]):
+            lines.append("* secondary: latency percentiles, tested as their own family")
     return "\n".join(lines)
 
 
@@ -134,7 +165,9 @@ def _html(r: dict) -> str:
     for c in r.get("comparisons") or []:
         rows = [[f["figure"], f"{f['a']:.4g}", f"{f['b']:.4g}", f"{f['change_pct']:+.1f}%",
                  f"{f['ratio']:.3f}" + (f" [{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f.get("ci") else ""),
-                 f["verdict"]] for f in c.get("figures") or []]
+                 ("raw", H.e(f["verdict"]) + (f"<span class=sub>{H.e(f['detail'])}</span>"
+                                             if f.get("detail") else ""))]
+                for f in c.get("figures") or []]
         out.append(H.table(["figure", "A", "B", "change", "ratio [95% CI]", "verdict"], rows,
                           caption=f"{c['b']} against {c['a']} ({r.get('kind', '?')})"))
     return "\n".join(out) or "<p class=muted>nothing compared</p>"

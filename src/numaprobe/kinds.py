@@ -32,6 +32,8 @@ class Figure:
     samples: tuple = ()            # raw samples of one window, where kept
     stat: str = "median"           # how value comes from the samples: median, mean, pNN
     runs: tuple = ()               # one value per run or round: the unit of evidence
+    noise: float | None = None     # foreign + stolen CPU share of its window (None: the doc's)
+    family: str = "primary"        # "secondary" figures are tested as a family of their own
 
     @classmethod
     def of(cls, name: str, summary: dict, higher_is_better: bool) -> "Figure":

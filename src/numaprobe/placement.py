@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from .errors import UsageError, NotEnoughMemory
 from . import _core, system
-from .topology import Topology, current, forget, format_list, human_bytes, memory_now
+from .topology import (Topology, current, default_root, forget, format_list, human_bytes,
+                       memory_now)
 
 __all__ = [
     "pin", "pinned", "membind", "bound", "alloc", "Memory", "Pages", "where", "migrate",
@@ -66,7 +67,29 @@ def _refused(error: OSError, topology: Topology | None, recheck) -> None:
 def check_cpus(cpus, topology: Topology | None = None) -> tuple[int, ...]:
     """Returns the CPUs sorted, or raises ValueError saying which is wrong and what is valid:
     unknown, offline, or outside this process's allowed set (cgroup cpuset)."""
-    topo = current(topology)
+    return _checked(_valid_cpus, cpus, topology)
+
+
+def check_nodes(nodes, topology: Topology | None = None, *, need: str = "memory") -> tuple[int, ...]:
+    """Returns the nodes sorted, or raises ValueError: unknown node, a node without memory
+    (need="memory") or without CPUs (need="cpus"), a node outside the allowed memory nodes."""
+    return _checked(_valid_nodes, nodes, topology, need=need)
+
+
+def _checked(valid, values, topology: Topology | None, **kw):
+    """A check that says no against a description of this machine reads the machine again
+    and asks once more before saying it: the description, kept or handed down, may be older
+    than the machine (a CPU back online, a cpuset that grew). A captured tree or a document
+    (another root) is used as it is."""
+    try:
+        return valid(values, current(topology), **kw)
+    except UsageError:
+        if topology is not None and str(topology.root) != str(default_root()):
+            raise
+        return valid(values, current(refresh=True), **kw)
+
+
+def _valid_cpus(cpus, topo: Topology) -> tuple[int, ...]:
     cpus = tuple(sorted(set(_as_ints(cpus, "CPU"))))
     if not cpus:
         raise UsageError("no CPUs given; usable CPUs: " + format_list(topo.usable_cpus))
@@ -84,10 +107,7 @@ def check_cpus(cpus, topology: Topology | None = None) -> tuple[int, ...]:
     return cpus
 
 
-def check_nodes(nodes, topology: Topology | None = None, *, need: str = "memory") -> tuple[int, ...]:
-    """Returns the nodes sorted, or raises ValueError: unknown node, a node without memory
-    (need="memory") or without CPUs (need="cpus"), a node outside the allowed memory nodes."""
-    topo = current(topology)
+def _valid_nodes(nodes, topo: Topology, *, need: str = "memory") -> tuple[int, ...]:
     nodes = tuple(sorted(set(_as_ints(nodes, "node"))))
     if not nodes:
         raise UsageError("no nodes given; nodes: " + format_list(topo.node_ids))

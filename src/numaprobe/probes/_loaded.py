@@ -33,6 +33,16 @@ class LoadedCurve:
                 "points": [{"delay": p["delay"], "latency_ns": p["latency"].to_dict(),
                             "gbs": p["gbs"]} for p in self.points]}
 
+    def warnings(self) -> list[str]:
+        """A curve whose latency falls as traffic rises is not a memory system's: the idle
+        point was disturbed (or the traffic did not reach this memory)."""
+        pts = sorted(self.points, key=lambda p: p["gbs"])
+        if len(pts) >= 2 and pts[-1]["latency"].median < 0.95 * pts[0]["latency"].median:
+            return [f"loaded latency falls as traffic rises ({pts[0]['latency'].median:.1f} ns "
+                    f"at {pts[0]['gbs']:.2f} GB/s, {pts[-1]['latency'].median:.1f} ns at "
+                    f"{pts[-1]['gbs']:.2f} GB/s): implausible, rerun on a quieter machine"]
+        return []
+
     def table(self) -> str:
         return _text(self.to_dict())
 

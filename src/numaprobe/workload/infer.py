@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,14 +37,6 @@ def _combine(runs: list[driver.LayoutRun]) -> driver.LayoutRun:
     return merged
 
 
-@dataclass(frozen=True)
-class Baseline:
-    """The first layout, as the later ones are compared with it: its summary and the
-    per-inference latencies (ns) that the p50 ratio resamples."""
-    doc: dict
-    latencies: np.ndarray
-
-
 def _throughput_samples(run) -> np.ndarray:
     rounds = run.rounds or [run]
     return np.concatenate([r.throughput_bins() for r in rounds]) if rounds else np.array([])
@@ -58,19 +49,58 @@ def _per_inference(i: driver.InstanceRun) -> dict:
     return {k: (v / i.count if v is not None else None) for k, v in i.counters.items()}
 
 
-def summarize_run(run: driver.LayoutRun, topo: Topology, base: Baseline | None = None) -> dict:
+def noise_share(noise) -> float | None:
+    """The share of the CPUs' time that others took (other processes and the hypervisor)."""
+    if noise is None:
+        return None
+    return noise.foreign_fraction + (noise.steal_fraction or 0.0)
+
+
+def _rounds(run: driver.LayoutRun) -> list[dict]:
+    """One entry per round (fresh workers each): what verdicts across rounds rest on."""
+    out = []
+    for r in run.rounds or [run]:
+        lat = np.sort(r.latencies.astype(np.float64) / 1e6)
+        out.append({"throughput": r.throughput,
+                    **{f"p{p:g}_ms": stats.percentile(lat, p) if lat.size else None
+                       for p in (50, 90, 99)},
+                    "noise": noise_share(r.noise)})
+    return out
+
+
+def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
+    """One layout's entry in the document. With MIN_ROUNDS rounds or more its intervals come
+    from the rounds (a t interval for throughput, a hierarchical bootstrap for percentiles);
+    with fewer, from the one window's tenths and samples, which cover only the noise within a
+    run (``interval_from`` says which)."""
     rounds = run.rounds or [run]
-    thr = float(np.mean([r.throughput for r in rounds])) if rounds else 0.0
+    per_round = _rounds(run)
+    thr_rounds = np.array([r["throughput"] for r in per_round], float)
+    thr = float(thr_rounds.mean()) if thr_rounds.size else 0.0
     bins = _throughput_samples(run)
-    lo, hi = stats.bootstrap_ci(bins, lambda s: float(np.mean(s))) if bins.size else (thr, thr)
     lat = run.latencies
+    latency = driver.latency_summary(lat)
+    if len(rounds) >= stats.MIN_ROUNDS:
+        half = stats.t_quantile(0.975, len(rounds) - 1) * thr_rounds.std(ddof=1) / np.sqrt(len(rounds))
+        lo, hi, basis = thr - half, thr + half, "rounds"
+        for p in stats.PERCENTILES:
+            key = f"p{p:g}"
+            if latency.get(key):
+                _, plo, phi = stats.percentile_ci_hierarchical(
+                    [r.latencies.astype(np.float64) / 1e6 for r in rounds], p, boots=400)
+                latency[key]["ci"] = [plo, phi]
+    else:
+        lo, hi = stats.bootstrap_ci(bins, lambda s: float(np.mean(s))) if bins.size else (thr, thr)
+        basis = "window"
+    latency["interval_from"] = basis
     cpus = sorted({c for i in run.layout.instances for c in i.cpus})
     count = sum(i.count for i in run.instances)
     doc = {
         "layout": run.layout.to_dict(),
         "description": run.layout.describe(),
-        "throughput": {"per_s": thr, "ci": [lo, hi], "bins": bins.tolist()},
-        "latency": driver.latency_summary(lat),
+        "throughput": {"per_s": thr, "ci": [lo, hi], "bins": bins.tolist(), "interval_from": basis},
+        "latency": latency,
+        "rounds": per_round,
         "cpus": len(cpus),
         "throughput_per_cpu": thr / len(cpus) if cpus else 0.0,
         "cpu_s_per_inference": run.cpu_s / count if count else None,
@@ -90,49 +120,77 @@ def summarize_run(run: driver.LayoutRun, topo: Topology, base: Baseline | None =
     }
     if lat.size <= RAW_LIMIT:
         doc["latency_ms"] = (lat / 1e6).round(4).tolist()
-    if base is not None:
-        doc["vs_first"] = compare(base, doc, run, run.mode)
     return doc
 
 
-def compare(base: Baseline, doc: dict, run, mode: str) -> dict:
-    """This layout against the first: throughput and p50 ratios with intervals, and a verdict
-    on what the mode is about (throughput for closed loop, latency otherwise)."""
-    out = {}
-    a, b = np.asarray(base.doc["throughput"]["bins"]), np.asarray(doc["throughput"]["bins"])
-    if a.size and b.size and a.mean() > 0:
-        out["throughput_ratio"] = list(stats.ratio_ci(a, b, lambda s: float(np.mean(s)), boots=300))
-    la, lb = base.latencies, run.latencies
-    if la is not None and la.size and lb.size:
-        out["p50_ratio"] = list(stats.ratio_ci(la, lb, stats.Percentile(50), boots=200))
-    if mode == "closed" and "throughput_ratio" in out:
-        out["verdict"] = stats.verdict(out["throughput_ratio"][1], out["throughput_ratio"][2], True)
-    elif "p50_ratio" in out:
-        out["verdict"] = stats.verdict(out["p50_ratio"][1], out["p50_ratio"][2], False)
+def primary(mode: str) -> tuple[str, bool]:
+    """The per-round figure a mode's verdict is about, and whether higher is better:
+    throughput in closed loop, p50 latency otherwise."""
+    return ("throughput", True) if mode == "closed" else ("p50_ms", False)
+
+
+def versus_first(layouts: list[dict], mode: str, *, min_effect: float = stats.MIN_EFFECT_ROUNDS,
+                 max_noise: float = stats.MAX_NOISE) -> list[dict]:
+    """Each later layout against the first, over rounds paired by round number (the layouts
+    of a round ran back to back): ratio, interval, p-value and MDE of the primary figure;
+    Holm over the family of layouts decides which may be called faster or slower."""
+    key, higher = primary(mode)
+    base, comps = layouts[0], []
+    for d in layouts[1:]:
+        pairs = [(ra[key], rb[key]) for ra, rb in zip(base["rounds"], d["rounds"])
+                 if ra[key] and rb[key]]
+        comps.append(stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
+                                        higher_is_better=higher, family=len(layouts) - 1))
+    rejected = stats.holm([c.p_value for c in comps])
+    out = []
+    for d, c, rej in zip(layouts[1:], comps, rejected):
+        worst = [max((r["noise"] or 0.0 for r in x["rounds"]), default=None) for x in (base, d)]
+        v = stats.verdict(c, rejected=rej, min_effect=min_effect, noise=worst, max_noise=max_noise)
+        name = "throughput_ratio" if key == "throughput" else "p50_ratio"
+        finite = [x if np.isfinite(x) else None for x in (c.ratio, *c.ci)]  # JSON has no NaN
+        out.append({name: finite, "verdict": v.word, "detail": v.detail,
+                    "figure": key, "comparison": c.to_dict()})
     return out
 
 
-def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=10.0, rounds=1,
-              warmup=5, dims=None, rate=None, seed=0, topology: Topology | None = None,
-              progress: bool | None = None) -> dict:
-    """Runs every layout ``rounds`` times, interleaved, and returns the result document.
+def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
+              rounds=stats.DEFAULT_ROUNDS, warmup=5, dims=None, rate=None, seed=0,
+              target_effect: float | None = None, max_rounds: int | None = None,
+              max_noise: float = stats.MAX_NOISE, min_effect: float = stats.MIN_EFFECT_ROUNDS,
+              topology: Topology | None = None, progress: bool | None = None) -> dict:
+    """Runs every layout ``rounds`` times, interleaved, each round with fresh workers, and
+    returns the result document. With ``target_effect`` (a fraction) it keeps adding rounds,
+    up to ``max_rounds``, until every layout's comparison with the first could detect that
+    effect; ``stopped`` in the document says after how many rounds and why.
     On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
     topo = current_topology(topology)
+    limit = max(rounds, max_rounds or 0) if target_effect else rounds
     per_run = duration * max((len(l.instances) if mode == "single" else 1) for l in layouts)
     bar = Progress(rounds * sum(per_run + 3 for _ in layouts), "infer", progress, seconds=True)
     runs: dict[int, list] = {k: [] for k in range(len(layouts))}
-    error = None
+    error, done, why = None, 0, f"the {rounds} round(s) asked for"
     try:
-        for r in range(rounds):
+        while done < limit:
+            r = done
             # Each round starts fresh workers, in an order rotated round by round (A B C, B C A,
             # C A B), so no layout always runs first and a thread pool's mode is drawn anew.
             for k in [(r + j) % len(layouts) for j in range(len(layouts))]:
                 layout = layouts[k]
-                bar.update(f"round {r + 1}/{rounds}: {layout.name}")
+                bar.update(f"round {r + 1}/{limit}: {layout.name}")
                 runs[k].append(driver.run_layout(
                     model_ref.path, layout, mode=mode, duration=duration, warmup=warmup,
                     dims=dims, rate=rate, seed=seed, topology=topo,
-                    progress=lambda what, frac, r=r: bar.update(f"round {r + 1}/{rounds}: {what}")))
+                    progress=lambda what, frac, r=r: bar.update(f"round {r + 1}/{limit}: {what}")))
+            done += 1
+            if target_effect and done >= rounds:
+                mde = _worst_mde(runs, mode)
+                if mde is not None and mde <= target_effect:
+                    why = (f"every comparison could detect {100 * target_effect:g} % "
+                           f"(worst {100 * mde:.1f} %)")
+                    break
+                why = (f"--max-rounds {limit} reached; the worst comparison could detect "
+                       f"{'nothing yet' if mde is None or not np.isfinite(mde) else f'{100 * mde:.1f} %'}"
+                       f", not the {100 * target_effect:g} % asked for")
     except (driver.WorkerFailed, driver.Interrupted) as e:
         error = e
         if e.partial is not None and e.partial.instances:
@@ -140,7 +198,9 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=10.0,
     finally:
         bar.close()
     doc = document(model_ref, layouts, runs, topo, mode=mode, duration=duration, rounds=rounds,
-                   dims=dims, rate=rate)
+                   dims=dims, rate=rate, target_effect=target_effect, max_rounds=max_rounds,
+                   max_noise=max_noise, min_effect=min_effect)
+    doc["stopped"] = {"rounds": done, "why": why if error is None else "stopped early"}
     if error is not None:
         doc["partial"] = True
         if isinstance(error, driver.WorkerFailed):
@@ -151,18 +211,43 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=10.0,
     return doc
 
 
+def _worst_mde(runs: dict, mode: str) -> float | None:
+    """The largest MDE among the comparisons with the first layout so far (None: one layout,
+    nothing to compare)."""
+    key, higher = primary(mode)
+
+    def value(r):
+        if key == "throughput":
+            return r.throughput
+        lat = r.latencies
+        return float(np.median(lat)) / 1e6 if lat.size else None
+    series = [[value(r) for r in runs[k]] for k in sorted(runs)]
+    if len(series) < 2:
+        return None
+    worst = 0.0
+    for s in series[1:]:
+        pairs = [(a, b) for a, b in zip(series[0], s) if a and b]
+        c = stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
+                               higher_is_better=higher, family=len(series) - 1)
+        worst = max(worst, c.mde)
+    return worst
+
+
 def document(model_ref, layouts, runs, topo, **asked) -> dict:
     from .models import describe
-    out, base, warnings = [], None, []
+    out, warnings = [], []
     for k, layout in enumerate(layouts):
         if not runs[k]:
             continue
-        run = _combine(runs[k])
-        d = summarize_run(run, topo, base)
-        if base is None:
-            base = Baseline(doc=d, latencies=run.latencies)
+        d = summarize_run(_combine(runs[k]), topo)
         out.append(d)
         warnings += [f"{layout.name}: {w}" for w in d["latency"]["warnings"]]
+    if len(out) > 1:
+        for d, vs in zip(out[1:], versus_first(
+                out, asked["mode"], min_effect=asked.get("min_effect", stats.MIN_EFFECT_ROUNDS),
+                max_noise=asked.get("max_noise", stats.MAX_NOISE))):
+            d["vs_first"] = vs
+    warnings += implausible(out, asked["mode"])
     if len(topo.nodes) == 1:
         warnings.append("one NUMA node: memory placement cannot differ between layouts here")
     return {"kind": "infer", "numaprobe": __version__, "model": describe(model_ref),
@@ -170,28 +255,67 @@ def document(model_ref, layouts, runs, topo, **asked) -> dict:
             "partial": any(d["partial"] for d in out)}
 
 
+def implausible(layouts: list[dict], mode: str) -> list[str]:
+    """Results that should not be ranked as they stand, in words: a layout whose per-round
+    figure has two modes, and a best layout that changes from round to round."""
+    key, higher = primary(mode)
+    out = []
+    for d in layouts:
+        xs = [r[key] for r in d["rounds"] if r[key]]
+        if stats.bimodal(xs):
+            out.append(f"{d['layout']['name']}: its rounds fall into two groups "
+                       f"({', '.join(f'{x:.3g}' for x in sorted(xs))}): a thread pool or the "
+                       "machine switches between two speeds; rank it only with many rounds")
+    n = min((len(d["rounds"]) for d in layouts), default=0)
+    if len(layouts) > 1 and n >= 2:
+        pick = max if higher else min
+        best = [pick(layouts, key=lambda d: d["rounds"][i][key] or (0 if higher else np.inf))
+                ["layout"]["name"] for i in range(n)]
+        counts = {b: best.count(b) for b in dict.fromkeys(best)}
+        if len(counts) > 1:
+            out.append("the best layout changed between rounds ("
+                       + ", ".join(f"{b} in {c} of {n}" for b, c in counts.items())
+                       + "): the ranking is within the round-to-round spread")
+    return out
+
+
 def table(doc: dict) -> str:
-    """Two lines per layout (80 columns): throughput with its interval, CPU time per
-    inference and the comparison with the first layout; then p50/p90/p99 with intervals.
-    Then each layout's diagnoses."""
-    lines = [f"model {doc['model']['name']} ({doc['asked']['mode']} loop, "
-             f"{doc['asked']['duration']:g} s x {doc['asked']['rounds']} round(s)); "
-             "95 % intervals; n.s.: no significant difference",
+    """Per layout (80 columns): throughput with its interval, CPU time per inference and the
+    ratio to the first layout; p50/p90/p99 with intervals (a dagger: too few samples for that
+    percentile); the verdict against the first and what it rests on. Then each layout's
+    diagnoses."""
+    asked = doc["asked"]
+    basis = {"rounds": "over rounds", "window": "within one window only"}
+    first = doc["layouts"][0]["throughput"].get("interval_from", "window") if doc["layouts"] else ""
+    lines = [f"model {doc['model']['name']} ({asked['mode']} loop, "
+             f"{asked['duration']:g} s x {asked['rounds']} round(s)); 95 % intervals "
+             f"{basis.get(first, '')}",
              f"{'layout':<24}{'inferences/s':>13} {'interval':>15} {'CPU ms/inf':>11}  vs first"]
+    weak = False
     for d in doc["layouts"]:
         t, lat = d["throughput"], d["latency"]
         vs = d.get("vs_first", {})
-        ratio = vs.get("throughput_ratio") if doc["asked"]["mode"] == "closed" else vs.get("p50_ratio")
-        verdict = vs.get("verdict", "").replace("no significant difference", "n.s.")
-        vs_text = f"{ratio[0]:.2f}x {verdict}" if ratio else "(baseline)"
+        ratio = vs.get("throughput_ratio") if asked["mode"] == "closed" else vs.get("p50_ratio")
+        vs_text = f"{ratio[0]:.2f}x" + ("" if asked["mode"] == "closed" else " p50") if ratio \
+            else "(baseline)"
         cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}" if d["cpu_s_per_inference"] else "-"
         ci = f"[{t['ci'][0]:.1f}, {t['ci'][1]:.1f}]"
         lines.append(f"{d['layout']['name'][:23]:<24}{t['per_s']:13.1f} {ci:>15} {cpu:>11}  {vs_text}")
         pct = []
         for key in ("p50", "p90", "p99"):
             if lat.get(key):
-                pct.append(f"{key} {lat[key]['ms']:.3g} ({lat[key]['ci'][0]:.3g}-{lat[key]['ci'][1]:.3g})")
+                mark = "" if lat[key].get("enough_samples", True) else "\u2020"
+                weak = weak or bool(mark)
+                pct.append(f"{key} {lat[key]['ms']:.3g}{mark} "
+                           f"({lat[key]['ci'][0]:.3g}-{lat[key]['ci'][1]:.3g})")
         lines.append("    ms: " + "  ".join(pct))
+        if vs.get("verdict"):
+            lines += textwrap.wrap(f"vs first: {vs['verdict']}"
+                                   + (f" ({vs['detail']})" if vs.get("detail") else ""),
+                                   79, initial_indent="    ", subsequent_indent="      ")
+    if weak:
+        lines.append("    \u2020 too few samples for this percentile to be more than the maximum: "
+                     "run longer")
     for d in doc["layouts"]:
         lines += textwrap.wrap(f"{d['layout']['name']}: {d['description'].split(': ', 1)[1]}",
                                79, subsequent_indent="    ")
@@ -242,8 +366,13 @@ def analyse_sweep(doc: dict, p99_max: float | None = None) -> dict:
     best_thr = max(full, key=lambda c: c["throughput"])
     ok = [c for c in full if p99_max is None or (c["p99_ms"] is not None and c["p99_ms"] <= p99_max)]
     best_lat = min(ok, key=lambda c: c["p50_ms"] if c["p50_ms"] is not None else float("inf")) if ok else None
+    warnings = [f"{c['layout']}: scaling efficiency {100 * c['scaling_efficiency']:.0f} % is "
+                "above 100 %: the 1x1 reference ran slow (warm-up, drift, a noisy round), so "
+                "the curve is not to be ranked as it stands"
+                for c in curve if (c["scaling_efficiency"] or 0) > 1.0 and c["layout"] != "1x1"]
     return {"curve": curve, "stops_rising_after": plateau, "best_throughput": best_thr["layout"],
-            "best_latency": best_lat["layout"] if best_lat else None, "p99_max_ms": p99_max}
+            "best_latency": best_lat["layout"] if best_lat else None, "p99_max_ms": p99_max,
+            "warnings": warnings}
 
 
 # ------------------------------------------------------------------------ the result kinds
@@ -264,14 +393,24 @@ def sweep_text(r: dict) -> str:
 
 
 def _figures(r: dict) -> list[Figure]:
+    """Throughput and p50/p90/p99 per layout, each with one value per round (documents from
+    before rounds were kept have none: their comparisons are not established). The mode's
+    primary figure (throughput, or p50 outside closed loop) is the primary family."""
+    key, _ = primary(r["asked"]["mode"])
     out = []
     for d in r["layouts"]:
-        name, t = d["layout"]["name"], d["throughput"]
-        out.append(Figure(f"{name} throughput", "inf/s", True, t["per_s"], tuple(t["bins"]), "mean"))
-        raw = tuple(d.get("latency_ms", ()))
+        name, t, rounds = d["layout"]["name"], d["throughput"], d.get("rounds") or []
+        noise = max((x["noise"] for x in rounds if x["noise"] is not None), default=None)
+        out.append(Figure(f"{name} throughput", "inf/s", True, t["per_s"], tuple(t["bins"]), "mean",
+                          runs=tuple(x["throughput"] for x in rounds), noise=noise,
+                          family="primary" if key == "throughput" else "secondary"))
         for p in ("p50", "p90", "p99"):
             if d["latency"].get(p):
-                out.append(Figure(f"{name} {p} latency", "ms", False, d["latency"][p]["ms"], raw, p))
+                out.append(Figure(f"{name} {p} latency", "ms", False, d["latency"][p]["ms"],
+                                  stat=p, runs=tuple(x[f"{p}_ms"] for x in rounds
+                                                     if x[f"{p}_ms"] is not None),
+                                  noise=noise,
+                                  family="primary" if key == f"{p}_ms" else "secondary"))
     return out
 
 
@@ -310,8 +449,9 @@ def _html_infer(r: dict, kind: str) -> str:
         if ratio:
             verdict = vs.get("verdict", "")
             cls = "faster" if verdict == "faster" else ("slower" if verdict == "slower" else "")
+            ci = f"[{ratio[1]:.2f}, {ratio[2]:.2f}]" if ratio[1] is not None else ""
             vs_cell = ("raw", f"{ratio[0]:.2f}x <span class='{cls}'>{H.e(verdict)}</span>"
-                              f"<span class=sub>[{ratio[1]:.2f}, {ratio[2]:.2f}]</span>")
+                              f"<span class=sub>{H.e(ci)} {H.e(vs.get('detail', ''))}</span>")
         else:
             vs_cell = "(baseline)" if k == 0 else "-"
         cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}m" if d.get("cpu_s_per_inference") else "-"
