@@ -149,3 +149,22 @@ def test_report_does_not_hide_a_renderer_failure(tmp_path):
         kinds.get("latency").text(doc)
     with pytest.raises(KeyError):
         H.html_text([doc], plots_=False)
+
+
+def test_a_missing_extra_names_its_pip_command(monkeypatch, capsys):
+    """An optional dependency that is not installed is one line naming the extra; any other
+    ImportError is a bug like any other exception."""
+    from numaprobe import cli as cli_mod
+
+    def needs(name):
+        def run(args):
+            raise ModuleNotFoundError(f"No module named '{name}'", name=name)
+        return run
+    monkeypatch.setattr(cli_mod, "cmd_clock", needs("onnx"))
+    assert cli_mod.main(["clock"]) == 2
+    assert capsys.readouterr().err.strip() == ("numaprobe: this needs onnx, which is not "
+                                               "installed: pip install 'numaprobe[infer]'")
+    monkeypatch.setattr(cli_mod, "cmd_clock", needs("matplotlib.pyplot"))
+    assert cli_mod.main(["clock"]) == 2 and "numaprobe[plot]" in capsys.readouterr().err
+    monkeypatch.setattr(cli_mod, "cmd_clock", needs("numaprobe._nothing"))
+    assert cli_mod.main(["clock"]) == 70 and "bug in numaprobe" in capsys.readouterr().err

@@ -258,11 +258,15 @@ def test_compare_names_workload_differences_and_strict_refuses(tmp_path):
     b = copy.deepcopy(a)
     b["asked"]["options"]["duration"] = 7.0
     b["asked"]["options"]["rounds"] = 9            # how often, not what: no difference
+    a["result"]["model"]["sha256"] = "1" * 64
     b["result"]["model"]["sha256"] = "0" * 64
     out = compare.compare([a, b], ["a.json", "b.json"])
     (text,) = [w for w in out["warnings"] if "different workload" in w]
     assert "--duration: 0.5 vs 7.0" in text and "model sha256" in text and "--rounds" not in text
     assert not results.workload_differences(a, copy.deepcopy(a))
+    old = copy.deepcopy(a)
+    del old["result"]["model"]["sha256"]          # a document from before the hash was kept
+    assert not results.workload_differences(old, a)
     with pytest.raises(ValueError, match="different workloads"):
         compare.compare([a, b], ["a.json", "b.json"], strict=True)
     pa, pb = tmp_path / "a.json", tmp_path / "b.json"

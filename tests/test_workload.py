@@ -366,7 +366,7 @@ def test_busy_threads_counts_running_threads_only():
 def _layout_rounds(name, throughputs):
     return {"layout": {"name": name, "instances": [{}]}, "cpus": 1,
             "throughput": {"per_s": sum(throughputs) / len(throughputs)},
-            "latency": {"p50": {"ms": 1.0}, "p99": {"ms": 2.0}},
+            "latency": {"p50": {"ms": 1.0, "ci": [0.9, 1.1]}, "p99": {"ms": 2.0, "ci": [1.8, 2.2]}},
             "rounds": [{"throughput": x, "p50_ms": 1000 / x, "p90_ms": None, "p99_ms": None,
                         "noise": 0.0} for x in throughputs]}
 
@@ -440,3 +440,48 @@ def test_target_effect_adds_rounds_until_resolved_or_capped(tiny_model, monkeypa
     capped = run_infer(ref, layouts, duration=1.0, rounds=3, target_effect=0.001, max_rounds=5,
                        topology=t)
     assert capped["stopped"]["rounds"] == 5 and "--max-rounds 5 reached" in capped["stopped"]["why"]
+
+
+def test_rounds_that_measured_nothing_leave_no_crash_and_say_so():
+    """A round where a layout finished no inference (Ctrl-C in its first round, a duration
+    shorter than one inference) has no ratio: the comparison says how many rounds each side
+    ran, the text and the HTML render, and the layout is flagged."""
+    from numaprobe.workload import infer
+    a = _layout_rounds("a", [100.0])
+    b = _layout_rounds("b", [100.0])
+    b["rounds"][0].update(throughput=0.0, p50_ms=None)
+    vs = infer.versus_first([a, b], "closed")[0]
+    assert vs["verdict"] == "not established" and vs["throughput_ratio"][0] is None
+    assert "0 round(s) with a figure on both sides (a ran 1, b 1)" in vs["detail"]
+    assert any("b: 1 of 1 round(s) measured nothing" in w for w in infer.implausible([a, b], "closed"))
+    b["vs_first"] = vs
+    doc = {"model": {"name": "m"}, "asked": {"mode": "closed", "duration": 1, "rounds": 1},
+           "layouts": [dict(x, description="x: y", diagnoses=[], failures=[],
+                            cpu_s_per_inference=None,
+                            throughput=dict(x["throughput"], ci=[1.0, 2.0]))
+                       for x in (a, b)]}
+    text = infer.table(doc)
+    assert "vs first: not established" in text
+    assert "not established" in infer._html_infer(doc, "infer")
+
+
+def test_an_interrupted_sweep_is_still_a_sweep(tiny_model, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during a sweep: what was measured is printed and written as a sweep document
+    (with its analysis) that loads again, not a KeyError and a file compare refuses."""
+    import copy
+    from numaprobe import cli as cli_mod, results
+    from numaprobe.workload import infer
+    measured = json.loads((Path(__file__).parent / "data" / "documents" / "v1" /
+                           "sweep.json").read_text())["result"]
+    del measured["sweep"]
+    measured["warnings"] = []  # as run_infer returns it (the CLI moves them to the document)
+
+    def interrupted(*a, **kw):
+        raise driver.Interrupted(document=copy.deepcopy(measured))
+    monkeypatch.setattr(infer, "run_infer", interrupted)
+    out = tmp_path / "partial.json"
+    assert cli_mod.main(["sweep", "--model", tiny_model, "-q", "-o", str(out)]) == 130
+    captured = capsys.readouterr()
+    assert "best for throughput" in captured.out and "what was measured is above" in captured.err
+    doc = results.load(out)
+    assert doc["kind"] == "sweep" and doc["result"]["sweep"]["curve"]

@@ -9,6 +9,7 @@ this module parses, dispatches and hands documents on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -253,7 +254,14 @@ def _layouts(args, topo):
     specs = [s for s in (args.layouts or "").split(",") if s.strip()] + list(args.instances or [])
     if not specs:
         specs = ["naive", "one-per-node", "cores-per-instance=1"]
-    return [parse_layout(s, topo, spin=not args.no_spin, force=args.force) for s in specs]
+    layouts = [parse_layout(s, topo, spin=not args.no_spin, force=args.force) for s in specs]
+    # The same layout twice (an A/A test: --layouts naive,naive) keeps apart by name.
+    seen: dict[str, int] = {}
+    for k, layout in enumerate(layouts):
+        seen[layout.name] = seen.get(layout.name, 0) + 1
+        if seen[layout.name] > 1:
+            layouts[k] = dataclasses.replace(layout, name=f"{layout.name}#{seen[layout.name]}")
+    return layouts
 
 
 def _model(args):
@@ -273,12 +281,14 @@ def _workload(args, kind, fn, topo) -> int:
     try:
         doc = fn()
     except (driver.WorkerFailed, driver.Interrupted) as e:
-        doc = getattr(e, "document", None)
-        if doc is not None and doc["layouts"]:
+        doc = e.document
+        measured = doc is not None and bool(doc["layouts"])
+        if measured:
             warnings = doc.pop("warnings")
             _finish(args, kind, doc, warnings=warnings, topo=topo)
         if isinstance(e, driver.Interrupted):
-            _say("numaprobe: interrupted; what was measured is above" if doc else "numaprobe: interrupted")
+            _say("numaprobe: interrupted; what was measured is above" if measured
+                 else "numaprobe: interrupted before anything was measured")
             return 130
         _say(f"numaprobe: {e}")
         return 1
@@ -320,17 +330,26 @@ def _rounds(args) -> dict:
 
 def cmd_sweep(args) -> int:
     from .topology import read
+    from .workload import driver
     from .workload.infer import analyse_sweep, run_infer, sweep_layouts
     topo = read()
     ref, dims = _model(args)
 
-    def run():
-        doc = run_infer(ref, sweep_layouts(topo), mode="closed", duration=args.duration,
-                        warmup=args.warmup, dims=dims, topology=topo, progress=_progress(args),
-                        **_rounds(args))
+    def analysed(doc):
         doc["sweep"] = analyse_sweep(doc, args.p99_max)
         doc["warnings"] += doc["sweep"]["warnings"]
         return doc
+
+    def run():
+        try:
+            return analysed(run_infer(
+                ref, sweep_layouts(topo), mode="closed", duration=args.duration,
+                warmup=args.warmup, dims=dims, topology=topo, progress=_progress(args),
+                **_rounds(args)))
+        except (driver.WorkerFailed, driver.Interrupted) as e:
+            if e.document is not None and e.document["layouts"]:
+                analysed(e.document)  # what was measured is a sweep too, a partial one
+            raise
     return _workload(args, "sweep", run, topo)
 
 
@@ -539,7 +558,7 @@ def _add_sweep(sub) -> None:
 def _add_compare(sub) -> None:
     cmp = sub.add_parser("compare", help="compare result documents: change, interval, verdict",
                          description="Put runs side by side: each later document against the "
-                         "first, matched figure by figure, with the ratio's bootstrap interval "
+                         "first, matched figure by figure, with the ratio's interval over runs "
                          "and a verdict (faster, slower, no significant change).")
     cmp.add_argument("files", nargs="+", metavar="RESULT.json")
     cmp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
@@ -592,6 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Optional dependencies and the extra that brings each (pyproject.toml).
+_EXTRAS = {"onnxruntime": "infer", "onnx": "infer", "matplotlib": "plot", "magika": "models"}
+
+
 def main(argv=None) -> int:
     """The command line. Errors are printed where they are known: bad input (UsageError,
     NotEnoughMemory) is one line and exit 2, a system call that failed is one line and exit 1,
@@ -605,8 +628,13 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader went away (| head): nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except ImportError as e:  # an optional extra that is not installed
-        _say(f"numaprobe: {e}")
+    except ImportError as e:
+        extra = _EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None and "pip install" not in str(e):
+            return _bug()  # not a missing extra
+        _say(f"numaprobe: {e}" if extra is None else
+             f"numaprobe: this needs {e.name.split('.')[0]}, which is not installed: "
+             f"pip install 'numaprobe[{extra}]'")
     except OSError as e:
         _say(f"numaprobe: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
         return 1
@@ -614,9 +642,14 @@ def main(argv=None) -> int:
         _say("numaprobe: interrupted")
         return 130
     except Exception:
-        import traceback
-        traceback.print_exc()
-        _say(f"numaprobe {__version__}: this is a bug in numaprobe, not in what you asked for; "
-             "please report it with the lines above and the command you ran")
-        return 70  # EX_SOFTWARE
+        return _bug()
     return EXIT_BAD_INPUT
+
+
+def _bug() -> int:
+    """The exception being handled is numaprobe's fault: its traceback and a request."""
+    import traceback
+    traceback.print_exc()
+    _say(f"numaprobe {__version__}: this is a bug in numaprobe, not in what you asked for; "
+         "please report it with the lines above and the command you ran")
+    return 70  # EX_SOFTWARE

@@ -24,10 +24,11 @@ import numpy as np
 from .errors import UsageError
 from . import kinds, stats
 from .kinds import Figure, Kind, register
+from .noise import others_share
 from .results import fingerprint_differences, workload_differences
 
-MIN_EFFECT = 0.02
-MIN_RUNS = 3  # runs on each side before the interval resamples runs instead of samples
+MIN_EFFECT = stats.MIN_EFFECT_ROUNDS   # the smallest change called faster or slower
+MIN_RUNS = stats.MIN_ROUNDS             # runs on each side before there is a verdict
 
 
 def figures(doc: dict) -> dict[str, Figure]:
@@ -37,11 +38,6 @@ def figures(doc: dict) -> dict[str, Figure]:
     if not out:
         raise UsageError(f"a {doc['kind']} document has no measured figures to compare")
     return {f.name: f for f in out}
-
-
-def _noise(doc: dict) -> float | None:
-    n = doc.get("noise")
-    return n["foreign_fraction"] + (n.get("steal_fraction") or 0.0) if n else None
 
 
 def _need_runs(kind: str) -> str:
@@ -58,7 +54,9 @@ def compare_pair(base: dict, doc: dict, *, min_effect: float = MIN_EFFECT,
     """Every figure the two documents share, with its verdict (see the module's docstring)."""
     fa, fb = figures(base), figures(doc)
     common = [k for k in fa if k in fb]
-    comps = {k: stats.unpaired_ratio(fa[k].runs, fb[k].runs, higher_is_better=fa[k].higher_is_better)
+    families = {k: sum(1 for j in common if fa[j].family == fa[k].family) for k in common}
+    comps = {k: stats.unpaired_ratio([x for x in fa[k].runs if x], [x for x in fb[k].runs if x],
+                                     higher_is_better=fa[k].higher_is_better, family=families[k])
              for k in common}
     rejected = {}
     for family in ("primary", "secondary"):
@@ -67,17 +65,20 @@ def compare_pair(base: dict, doc: dict, *, min_effect: float = MIN_EFFECT,
     out = []
     for k in common:
         a, b, c = fa[k], fb[k], comps[k]
-        noise = (a.noise if a.noise is not None else _noise(base),
-                 b.noise if b.noise is not None else _noise(doc))
+        noise = (a.noise if a.noise is not None else others_share(base.get("noise")),
+                 b.noise if b.noise is not None else others_share(doc.get("noise")))
         v = stats.verdict(c, rejected=rejected[k], min_effect=min_effect, noise=noise,
                           max_noise=max_noise)
         detail = v.detail
         if v.word == stats.NOT_ESTABLISHED:
             detail = (f"needs {MIN_RUNS} runs on each side, has {len(a.runs)} and {len(b.runs)}: "
                       + _need_runs(base["kind"]))
-        ratio = b.value / a.value if a.value else float("nan")
+        # The ratio the interval and the test are about (of the runs' geometric means) where
+        # there are runs; else the figures' own.
+        ratio = c.ratio if c.established else (b.value / a.value if a.value else None)
         out.append({"figure": k, "unit": a.unit, "a": a.value, "b": b.value,
-                    "change_pct": 100 * (ratio - 1), "ratio": ratio,
+                    "change_pct": 100 * (ratio - 1) if ratio is not None else None,
+                    "ratio": ratio,
                     "ci": list(c.ci) if c.established else None, "verdict": v.word,
                     "detail": detail, "family": a.family, "higher_is_better": a.higher_is_better,
                     "interval_from": "runs" if c.established else None,
@@ -139,8 +140,10 @@ def table(result: dict) -> str:
         for f in c["figures"]:
             ci = f"[{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f["ci"] else ""
             star = "*" if f.get("family") == "secondary" else ""
+            change = f"{f['change_pct']:+8.1f}%" if f["ratio"] is not None else f"{'-':>9}"
+            ratio = f"{f['ratio']:.3f}" if f["ratio"] is not None else "  -  "
             lines.append(f"{(f['figure'] + star)[:33]:<34}{f['a']:10.4g}{f['b']:10.4g}"
-                         f"{f['change_pct']:+8.1f}%  {f['ratio']:.3f} {ci:<15}{f['verdict']}")
+                         f"{change}  {ratio} {ci:<15}{f['verdict']}")
             if f.get("detail") and f["verdict"] != stats.NOT_ESTABLISHED:
                 lines += textwrap.wrap(f["detail"], 79, initial_indent="    ",
                                        subsequent_indent="    ")
@@ -163,8 +166,10 @@ def _html(r: dict) -> str:
     from .report import html as H
     out = []
     for c in r.get("comparisons") or []:
-        rows = [[f["figure"], f"{f['a']:.4g}", f"{f['b']:.4g}", f"{f['change_pct']:+.1f}%",
-                 f"{f['ratio']:.3f}" + (f" [{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f.get("ci") else ""),
+        rows = [[f["figure"], f"{f['a']:.4g}", f"{f['b']:.4g}",
+                 f"{f['change_pct']:+.1f}%" if f["ratio"] is not None else "-",
+                 (f"{f['ratio']:.3f}" if f["ratio"] is not None else "-")
+                 + (f" [{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f.get("ci") else ""),
                  ("raw", H.e(f["verdict"]) + (f"<span class=sub>{H.e(f['detail'])}</span>"
                                              if f.get("detail") else ""))]
                 for f in c.get("figures") or []]

@@ -35,6 +35,12 @@ class Noise:
         cap = self.seconds * self.cpus
         return self.steal / cap if cap > 0 else 0.0
 
+    @property
+    def others_fraction(self) -> float:
+        """What others took of the CPUs' capacity: other processes and the hypervisor. A
+        verdict resting on a window where this is large is "noisy: rerun"."""
+        return self.foreign_fraction + self.steal_fraction
+
     def warning(self, limit: float = 0.05) -> str | None:
         parts = []
         if self.foreign_fraction > limit:
@@ -93,3 +99,12 @@ class NoiseMeter:
                             foreign=foreign / _HZ, steal=(steal - self._steal) / _HZ,
                             own=own / _HZ)
         return False
+
+
+def others_share(noise) -> float | None:
+    """Noise.others_fraction of a Noise or of its to_dict() (a document's); None: unmeasured."""
+    if noise is None:
+        return None
+    if isinstance(noise, Noise):
+        return noise.others_fraction
+    return noise["foreign_fraction"] + (noise.get("steal_fraction") or 0.0)

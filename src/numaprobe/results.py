@@ -189,6 +189,8 @@ def workload_differences(a: dict, b: dict) -> list[str]:
     if ma is not None or mb is not None:
         for k in ("name", "sha256", "bytes", "params", "inputs"):
             va, vb = (ma or {}).get(k), (mb or {}).get(k)
+            if va is None or vb is None:  # not recorded on one side (an older document)
+                continue
             if va != vb:
                 out.append(f"model {k}: {va} vs {vb}")
     return out

@@ -173,34 +173,6 @@ def bootstrap_ci(samples, stat, *, boots: int = 400, conf: float = 0.95, seed: i
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
-def ratio_ci(a, b, stat, *, boots: int = 400, conf: float = 0.95, seed: int = 0):
-    """stat(b) / stat(a) with a bootstrap interval, resampling both independently:
-    (ratio, low, high)."""
-    import numpy as np
-    xa, xb = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
-    ratio = stat(xb) / stat(xa)
-    rng = np.random.default_rng(seed)
-    q = (1 - conf) / 2
-    if isinstance(stat, Percentile) and max(xa.size, xb.size) > RESAMPLE_MAX:
-        vals = _percentile_draws(xb, stat.p, boots, rng) / _percentile_draws(xa, stat.p, boots, rng)
-        return float(ratio), float(np.quantile(vals, q)), float(np.quantile(vals, 1 - q))
-    vals = np.empty(boots)
-    for i in range(boots):
-        ra = np.sort(xa[rng.integers(0, xa.size, xa.size)])
-        rb = np.sort(xb[rng.integers(0, xb.size, xb.size)])
-        vals[i] = stat(rb) / stat(ra)
-    return float(ratio), float(np.quantile(vals, q)), float(np.quantile(vals, 1 - q))
-
-
-def verdict(low: float, high: float, higher_is_better: bool) -> str:
-    """'faster', 'slower' or 'no significant difference' from a ratio's interval (new / old)."""
-    if low > 1:
-        return "faster" if higher_is_better else "slower"
-    if high < 1:
-        return "slower" if higher_is_better else "faster"
-    return "no significant difference"
-
-
 # ---------------------------------------------------------------------- verdicts over rounds
 #
 # The unit of evidence is the *round*: a fresh run of fresh worker processes. Samples inside
@@ -442,14 +414,20 @@ def _alpha(confidence: float) -> float:
     return 1.0 - confidence
 
 
-def _not_established(la, lb, paired, higher_is_better, confidence, caveat) -> RoundComparison:
+ZERO_SPREAD = ("the rounds do not vary at all, so their spread, and with it any interval, cannot be "
+                   "estimated (a figure rounded to a few values?)")
+
+
+def _not_established(la, lb, paired, higher_is_better, confidence, caveat,
+                     reason: str = "") -> RoundComparison:
     import numpy as np
     na, nb = la.size, lb.size
     ratio = float(np.exp(lb.mean() - la.mean())) if na and nb else float("nan")
-    short = " and ".join(f"{side} has {k} round{'' if k == 1 else 's'}"
-                         for side, k in (("A", na), ("B", nb)) if k < MIN_ROUNDS)
-    reason = (f"{short}; a verdict needs at least {MIN_ROUNDS} rounds on each side (each a "
-              f"fresh run of fresh worker processes): rerun with --rounds {DEFAULT_ROUNDS}")
+    if not reason:
+        short = " and ".join(f"{side} has {k} round{'' if k == 1 else 's'}"
+                             for side, k in (("A", na), ("B", nb)) if k < MIN_ROUNDS)
+        reason = (f"{short}; a verdict needs at least {MIN_ROUNDS} rounds on each side (each a "
+                  f"fresh run of fresh worker processes): rerun with --rounds {DEFAULT_ROUNDS}")
     return RoundComparison(
         ratio=ratio, ci=(float("nan"), float("nan")), p_value=float("nan"), n=min(na, nb),
         paired=paired, mde=float("inf"), basis=f"{na} round(s) of A, {nb} of B: too few",
@@ -486,6 +464,9 @@ def paired_ratio(a_rounds, b_rounds, *, higher_is_better: bool, confidence: floa
     mean = float(d.sum()) / n
     dm = d - mean
     sd = math.sqrt(float(dm @ dm) / (n - 1))
+    if sd == 0.0:
+        return _not_established(la, lb, True, higher_is_better, confidence, "",
+                                reason=ZERO_SPREAD)
     se = sd / math.sqrt(n)
     tq = t_quantile(1.0 - alpha / 2.0, n - 1)
     ci = (math.exp(mean - tq * se), math.exp(mean + tq * se))
@@ -546,6 +527,9 @@ def unpaired_ratio(a_rounds, b_rounds, *, higher_is_better: bool, confidence: fl
         return _not_established(la, lb, False, higher_is_better, confidence, UNPAIRED_CAVEAT)
     na, nb = la.size, lb.size
     va, vb = float(la.var(ddof=1)), float(lb.var(ddof=1))
+    if va == vb == 0.0:
+        return _not_established(la, lb, False, higher_is_better, confidence, UNPAIRED_CAVEAT,
+                                reason=ZERO_SPREAD)
     mean = float(lb.mean() - la.mean())
     se2 = va / na + vb / nb
     se = math.sqrt(se2)
@@ -601,12 +585,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2g} %" if abs(x) < 0.1 else f"{100 * x:.0f} %"
 
 
-_interval_verdict = verdict  # the interval-only rule above, which compare and infer call today
-
-
-def verdict(comparison, *legacy, rejected: bool | None = None,
-            min_effect: float = MIN_EFFECT_ROUNDS, noise=None, max_noise: float = MAX_NOISE,
-            higher_is_better: bool | None = None):
+def verdict(comparison: "RoundComparison", *, rejected: bool,
+            min_effect: float = MIN_EFFECT_ROUNDS, noise=None,
+            max_noise: float = MAX_NOISE) -> "Verdict":
     """The verdict on one RoundComparison within its family: a Verdict(word, detail).
 
     - "not established": fewer than MIN_ROUNDS rounds on a side (detail: what to run);
@@ -616,18 +597,7 @@ def verdict(comparison, *legacy, rejected: bool | None = None,
       layout's p_value, rejected this one) AND the interval excludes 1 AND
       |ratio - 1| >= ``min_effect``; which of the two by higher_is_better;
     - "no significant change" otherwise, always with the comparison's MDE ("could detect
-      changes of 4.1 % or more"), so that a null reads as "smaller than that", not as "none".
-
-    Called as verdict(low, high, higher_is_better) with an interval's bounds it is the older
-    interval-only rule and returns a plain string ("faster", "slower" or "no significant
-    difference"), which compare and infer still use."""
-    if not isinstance(comparison, RoundComparison):
-        kw = {} if higher_is_better is None else {"higher_is_better": higher_is_better}
-        return _interval_verdict(comparison, *legacy, **kw)
-    if legacy:
-        raise TypeError("verdict(comparison, *, rejected=...) takes its options by keyword")
-    if rejected is None:
-        raise TypeError("verdict(comparison) needs rejected= (the family rule, e.g. holm)")
+      changes of 4.1 % or more"), so that a null reads as "smaller than that", not as "none"."""
     c = comparison
     if not c.established:
         return Verdict(NOT_ESTABLISHED, c.reason)
@@ -644,22 +614,14 @@ def verdict(comparison, *legacy, rejected: bool | None = None,
         return Verdict("faster" if better else "slower",
                        f"{change:+.1%} [{c.ci[0] - 1:+.1%}, {c.ci[1] - 1:+.1%}] over "
                        f"{c.n} rounds, p = {c.p_value:.2g}")
-    if math.isinf(c.mde):
-        detect = (f"could not detect any change with {c.n} rounds (the exact test needs "
-                  f"{_exact_rounds(1.0 - c.confidence)} or more): rerun with --rounds "
+    if not math.isfinite(c.mde):
+        detect = (f"could not detect any change with {c.n} rounds: rerun with --rounds "
                   f"{DEFAULT_ROUNDS}")
     else:
         detect = f"could detect changes of {_pct(c.mde)} or more"
     if rejected and c.excludes_one:
         detect += f"; the {change:+.1%} seen is below the {_pct(min_effect)} worth reporting"
     return Verdict(NO_CHANGE, detect)
-
-
-def _exact_rounds(alpha: float) -> int:
-    n = 1
-    while _exact_floor(n) > alpha:
-        n += 1
-    return n
 
 
 def rounds_needed(sd_log: float, effect: float, *, confidence: float = 0.95,

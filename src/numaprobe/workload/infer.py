@@ -1,11 +1,16 @@
 """`numaprobe infer` and `numaprobe sweep`: layouts compared on one model, with intervals,
 verdicts and the reasons.
 
-Layouts run in rounds, interleaved (A B A B ...), so slow drift of the machine hits all of them
-alike. Throughput intervals come from the window's tenths (and rounds); latency intervals from
-bootstrapping the per-inference latencies."""
+The round is the unit of evidence: every round starts fresh workers for each layout, in an
+order rotated round by round (A B C, B C A, ...), so slow drift hits all layouts alike and a
+thread pool's speed is drawn anew. Throughput intervals come from the rounds (a t interval),
+percentile intervals from a bootstrap over rounds and then inferences; each layout is compared
+with the first on the per-round ratios, paired by round (stats.paired_ratio, Holm over the
+layouts). With fewer than 3 rounds the intervals cover one window only and there is no
+verdict. README: "What a verdict means"."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 
@@ -14,7 +19,9 @@ import numpy as np
 from .. import stats
 from .._version import __version__
 from ..progress import Progress
+from ..errors import UsageError
 from ..kinds import Figure, Kind, register
+from ..noise import others_share
 from ..report import html as H, plots as P
 from ..topology import Topology, current as current_topology
 from . import driver
@@ -29,7 +36,7 @@ def _combine(runs: list[driver.LayoutRun]) -> driver.LayoutRun:
     first = runs[0]
     # The noise of the worst round: a verdict must not rest on a round the machine disturbed.
     noisy = [r.noise for r in runs if r.noise is not None]
-    worst = max(noisy, key=lambda n: n.foreign_fraction + (n.steal_fraction or 0.0), default=None)
+    worst = max(noisy, key=others_share, default=None)
     merged = driver.LayoutRun(layout=first.layout, mode=first.mode, duration=first.duration,
                               instances=[i for r in runs for i in r.instances],
                               machine=first.machine, noise=worst,
@@ -49,23 +56,13 @@ def _per_inference(i: driver.InstanceRun) -> dict:
     return {k: (v / i.count if v is not None else None) for k, v in i.counters.items()}
 
 
-def noise_share(noise) -> float | None:
-    """The share of the CPUs' time that others took (other processes and the hypervisor)."""
-    if noise is None:
-        return None
-    return noise.foreign_fraction + (noise.steal_fraction or 0.0)
-
-
-def _rounds(run: driver.LayoutRun) -> list[dict]:
-    """One entry per round (fresh workers each): what verdicts across rounds rest on."""
-    out = []
-    for r in run.rounds or [run]:
-        lat = np.sort(r.latencies.astype(np.float64) / 1e6)
-        out.append({"throughput": r.throughput,
-                    **{f"p{p:g}_ms": stats.percentile(lat, p) if lat.size else None
-                       for p in (50, 90, 99)},
-                    "noise": noise_share(r.noise)})
-    return out
+def _round_figures(r: driver.LayoutRun) -> dict:
+    """One round's figures (fresh workers each round): what verdicts across rounds rest on.
+    Percentiles are None for a round that finished no inference."""
+    lat = np.sort(r.latencies.astype(np.float64) / 1e6)
+    return {"throughput": r.throughput,
+            **{f"p{p:g}_ms": stats.percentile(lat, p) if lat.size else None for p in (50, 90, 99)},
+            "noise": others_share(r.noise)}
 
 
 def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
@@ -74,20 +71,20 @@ def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
     with fewer, from the one window's tenths and samples, which cover only the noise within a
     run (``interval_from`` says which)."""
     rounds = run.rounds or [run]
-    per_round = _rounds(run)
+    per_round = [_round_figures(r) for r in rounds]
     thr_rounds = np.array([r["throughput"] for r in per_round], float)
     thr = float(thr_rounds.mean()) if thr_rounds.size else 0.0
     bins = _throughput_samples(run)
     lat = run.latencies
     latency = driver.latency_summary(lat)
+    measured = [r.latencies.astype(np.float64) / 1e6 for r in rounds if r.latencies.size]
     if len(rounds) >= stats.MIN_ROUNDS:
         half = stats.t_quantile(0.975, len(rounds) - 1) * thr_rounds.std(ddof=1) / np.sqrt(len(rounds))
         lo, hi, basis = thr - half, thr + half, "rounds"
         for p in stats.PERCENTILES:
             key = f"p{p:g}"
-            if latency.get(key):
-                _, plo, phi = stats.percentile_ci_hierarchical(
-                    [r.latencies.astype(np.float64) / 1e6 for r in rounds], p, boots=400)
+            if latency.get(key) and len(measured) >= stats.MIN_ROUNDS:
+                _, plo, phi = stats.percentile_ci_hierarchical(measured, p, boots=400)
                 latency[key]["ci"] = [plo, phi]
     else:
         lo, hi = stats.bootstrap_ci(bins, lambda s: float(np.mean(s))) if bins.size else (thr, thr)
@@ -137,14 +134,23 @@ def versus_first(layouts: list[dict], mode: str, *, min_effect: float = stats.MI
     key, higher = primary(mode)
     base, comps = layouts[0], []
     for d in layouts[1:]:
+        # Rounds pair by number; a round where either side measured nothing (a worker that
+        # finished no inference, a partial round) has no ratio and stays out.
         pairs = [(ra[key], rb[key]) for ra, rb in zip(base["rounds"], d["rounds"])
                  if ra[key] and rb[key]]
-        comps.append(stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
-                                        higher_is_better=higher, family=len(layouts) - 1))
+        c = stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
+                               higher_is_better=higher, family=len(layouts) - 1)
+        if not c.established and len(pairs) < stats.MIN_ROUNDS:
+            c = dataclasses.replace(c, reason=(
+                f"{len(pairs)} round(s) with a figure on both sides ({base['layout']['name']} "
+                f"ran {len(base['rounds'])}, {d['layout']['name']} {len(d['rounds'])}); a "
+                f"verdict needs {stats.MIN_ROUNDS}: rerun with --rounds {stats.DEFAULT_ROUNDS}"))
+        comps.append(c)
     rejected = stats.holm([c.p_value for c in comps])
     out = []
     for d, c, rej in zip(layouts[1:], comps, rejected):
-        worst = [max((r["noise"] or 0.0 for r in x["rounds"]), default=None) for x in (base, d)]
+        worst = [max((r["noise"] for r in x["rounds"] if r["noise"] is not None), default=None)
+                 for x in (base, d)]
         v = stats.verdict(c, rejected=rej, min_effect=min_effect, noise=worst, max_noise=max_noise)
         name = "throughput_ratio" if key == "throughput" else "p50_ratio"
         finite = [x if np.isfinite(x) else None for x in (c.ratio, *c.ci)]  # JSON has no NaN
@@ -164,6 +170,9 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
     effect; ``stopped`` in the document says after how many rounds and why.
     On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
     topo = current_topology(topology)
+    if target_effect and len(layouts) < 2:
+        raise UsageError("--target-effect needs two layouts or more: it adds rounds until the "
+                         "comparisons with the first layout can resolve the effect")
     limit = max(rounds, max_rounds or 0) if target_effect else rounds
     per_run = duration * max((len(l.instances) if mode == "single" else 1) for l in layouts)
     bar = Progress(rounds * sum(per_run + 3 for _ in layouts), "infer", progress, seconds=True)
@@ -184,12 +193,12 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
             done += 1
             if target_effect and done >= rounds:
                 mde = _worst_mde(runs, mode)
-                if mde is not None and mde <= target_effect:
+                if mde <= target_effect:
                     why = (f"every comparison could detect {100 * target_effect:g} % "
                            f"(worst {100 * mde:.1f} %)")
                     break
                 why = (f"--max-rounds {limit} reached; the worst comparison could detect "
-                       f"{'nothing yet' if mde is None or not np.isfinite(mde) else f'{100 * mde:.1f} %'}"
+                       f"{'nothing yet' if not np.isfinite(mde) else f'{100 * mde:.1f} %'}"
                        f", not the {100 * target_effect:g} % asked for")
     except (driver.WorkerFailed, driver.Interrupted) as e:
         error = e
@@ -212,25 +221,12 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
 
 
 def _worst_mde(runs: dict, mode: str) -> float | None:
-    """The largest MDE among the comparisons with the first layout so far (None: one layout,
-    nothing to compare)."""
-    key, higher = primary(mode)
-
-    def value(r):
-        if key == "throughput":
-            return r.throughput
-        lat = r.latencies
-        return float(np.median(lat)) / 1e6 if lat.size else None
-    series = [[value(r) for r in runs[k]] for k in sorted(runs)]
-    if len(series) < 2:
-        return None
-    worst = 0.0
-    for s in series[1:]:
-        pairs = [(a, b) for a, b in zip(series[0], s) if a and b]
-        c = stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
-                               higher_is_better=higher, family=len(series) - 1)
-        worst = max(worst, c.mde)
-    return worst
+    """The largest MDE among the comparisons with the first layout so far, computed as the
+    document will compute them (versus_first)."""
+    rows = [{"layout": {"name": str(k)}, "rounds": [_round_figures(r) for r in runs[k]]}
+            for k in sorted(runs)]
+    return max(v["comparison"]["mde"] if v["comparison"]["mde"] is not None else np.inf
+               for v in versus_first(rows, mode))
 
 
 def document(model_ref, layouts, runs, topo, **asked) -> dict:
@@ -261,6 +257,10 @@ def implausible(layouts: list[dict], mode: str) -> list[str]:
     key, higher = primary(mode)
     out = []
     for d in layouts:
+        empty = sum(1 for r in d["rounds"] if not r[key])
+        if empty:
+            out.append(f"{d['layout']['name']}: {empty} of {len(d['rounds'])} round(s) measured "
+                       "nothing and are left out of its comparisons")
         xs = [r[key] for r in d["rounds"] if r[key]]
         if stats.bimodal(xs):
             out.append(f"{d['layout']['name']}: its rounds fall into two groups "
@@ -296,8 +296,12 @@ def table(doc: dict) -> str:
         t, lat = d["throughput"], d["latency"]
         vs = d.get("vs_first", {})
         ratio = vs.get("throughput_ratio") if asked["mode"] == "closed" else vs.get("p50_ratio")
-        vs_text = f"{ratio[0]:.2f}x" + ("" if asked["mode"] == "closed" else " p50") if ratio \
-            else "(baseline)"
+        if not vs:
+            vs_text = "(baseline)"
+        elif ratio and ratio[0] is not None:
+            vs_text = f"{ratio[0]:.2f}x" + ("" if asked["mode"] == "closed" else " p50")
+        else:
+            vs_text = "-"
         cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}" if d["cpu_s_per_inference"] else "-"
         ci = f"[{t['ci'][0]:.1f}, {t['ci'][1]:.1f}]"
         lines.append(f"{d['layout']['name'][:23]:<24}{t['per_s']:13.1f} {ci:>15} {cpu:>11}  {vs_text}")
@@ -446,12 +450,14 @@ def _html_infer(r: dict, kind: str) -> str:
             return f"{lat[key]['ms']:.2f}{mark}"
         vs = d.get("vs_first") or {}
         ratio = vs.get("throughput_ratio") if mode == "closed" else vs.get("p50_ratio")
-        if ratio:
+        if vs:
             verdict = vs.get("verdict", "")
             cls = "faster" if verdict == "faster" else ("slower" if verdict == "slower" else "")
-            ci = f"[{ratio[1]:.2f}, {ratio[2]:.2f}]" if ratio[1] is not None else ""
-            vs_cell = ("raw", f"{ratio[0]:.2f}x <span class='{cls}'>{H.e(verdict)}</span>"
-                              f"<span class=sub>{H.e(ci)} {H.e(vs.get('detail', ''))}</span>")
+            has = ratio and ratio[0] is not None
+            ci = f"[{ratio[1]:.2f}, {ratio[2]:.2f}]" if has and ratio[1] is not None else ""
+            vs_cell = ("raw", (f"{ratio[0]:.2f}x " if has else "")
+                       + f"<span class='{cls}'>{H.e(verdict)}</span>"
+                       f"<span class=sub>{H.e(ci)} {H.e(vs.get('detail', ''))}</span>")
         else:
             vs_cell = "(baseline)" if k == 0 else "-"
         cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}m" if d.get("cpu_s_per_inference") else "-"
@@ -572,7 +578,7 @@ def _plot_throughput_bars(doc, r):
         ratio = vs.get("throughput_ratio" if mode == "closed" else "p50_ratio")
         what = "" if mode == "closed" else " p50"
         note = "baseline" if i == 0 else (f"{ratio[0]:.2f}x{what}, {vs.get('verdict', '')}"
-                                          if ratio else "")
+                                          if ratio and ratio[0] is not None else "")
         ax.annotate(f"{y[i]:.1f}/s\n{note}", (i, ci[i][1]), textcoords="offset points",
                     xytext=(0, 5), ha="center", va="bottom", fontsize=8.5)
     ax.set_xticks(range(len(lays)), names, rotation=0 if len(lays) <= 5 else 30,
