@@ -33,7 +33,7 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
-def numaprobe(*args) -> dict:
+def run(*args) -> dict:
     r = subprocess.run([sys.executable, "-m", "numaprobe", *args, "--json", "-q"],
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -67,14 +67,14 @@ def main():
     within, across, real, noisy = [], [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.repeats):
-            w = words_within(numaprobe("infer", "--layouts", "naive,naive", *common))
+            w = words_within(run("infer", "--layouts", "naive,naive", *common))
             paths = []
             for side in "ab":
-                doc = numaprobe("infer", *common, *(["--layouts", args.layouts] if args.layouts else []))
+                doc = run("infer", *common, *(["--layouts", args.layouts] if args.layouts else []))
                 paths.append(Path(tmp, f"{k}-{side}.json"))
                 paths[-1].write_text(json.dumps(doc))
-            a = words_across(numaprobe("compare", *map(str, paths)))
-            r = words_within(numaprobe("infer", "--layouts", "1x1,2x1", *common)) if two_cpus else []
+            a = words_across(run("compare", *map(str, paths)))
+            r = words_within(run("infer", "--layouts", "1x1,2x1", *common)) if two_cpus else []
             within.append(w)
             across.append(a)
             real.append(r)

@@ -1,6 +1,8 @@
-/* CPU affinity of threads and where the caller runs: sched_{get,set}affinity, getcpu, gettid. */
+/* CPU affinity of threads and where the caller runs: sched_{get,set}affinity, getcpu, gettid;
+ * and a process that dies with its parent (prctl PR_SET_PDEATHSIG). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -42,4 +44,11 @@ int np_getcpu(unsigned *cpu, unsigned *node)
 int np_gettid(void)
 {
     return (int)syscall(SYS_gettid);
+}
+
+int np_die_with_parent(int signum)
+{
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)signum, 0UL, 0UL, 0UL) != 0)
+        return -errno;
+    return 0;
 }

@@ -7,7 +7,9 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -205,6 +207,39 @@ static void test_affinity(void)
     CHECK(np_affinity_get(0, NULL, 8) == -EINVAL);
     CHECK(np_affinity_set(0, saved, sizeof saved) == 0);
     CHECK(np_affinity_get(0, got, sizeof got) == 0 && memcmp(got, saved, sizeof saved) == 0);
+}
+
+/* A process that asked to die with its parent gets the signal when the parent exits. The
+ * leaf holds the pipe's write end until it dies; the test sees EOF on the read end only then
+ * (poll with a time-out, so a leaf that survives fails the check instead of hanging). */
+static void test_die_with_parent(void)
+{
+    CHECK(np_die_with_parent(9999) == -EINVAL);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t mid = fork();
+    if (mid == 0) {
+        pid_t leaf = fork();
+        if (leaf == 0) {
+            close(fds[0]);
+            if (np_die_with_parent(SIGKILL) != 0)
+                _exit(1);
+            char ok = 'k';
+            (void)!write(fds[1], &ok, 1);
+            pause(); /* the write end stays open until SIGKILL comes with mid's exit */
+            _exit(2);
+        }
+        close(fds[1]);
+        char c;
+        _exit(read(fds[0], &c, 1) == 1 ? 0 : 1); /* the leaf is armed: exit above it */
+    }
+    close(fds[1]);
+    int status = 0;
+    CHECK(waitpid(mid, &status, 0) == mid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    char buf[1];
+    CHECK(poll(&p, 1, 10000) == 1 && read(fds[0], buf, 1) == 0); /* EOF: the leaf is gone */
+    close(fds[0]);
 }
 
 static void test_clock(void)
@@ -410,6 +445,7 @@ int main(void)
     test_mempolicy();
     test_kernel_without_numa();
     test_affinity();
+    test_die_with_parent();
     test_clock();
     test_chase();
     test_team();

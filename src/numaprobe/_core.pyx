@@ -121,6 +121,11 @@ def gettid():
     return c.np_gettid()
 
 
+def die_with_parent(int signum):
+    """From now on this process gets ``signum`` when the thread that forked it exits."""
+    check(c.np_die_with_parent(signum), "prctl PR_SET_PDEATHSIG")
+
+
 # ------------------------------------------------------------------------------ memory policy
 
 cdef void _to_mask(nodes, unsigned long *mask) except *:

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import textwrap
 
@@ -289,7 +290,7 @@ def _workload(args, kind, fn, topo) -> int:
         if isinstance(e, driver.Interrupted):
             _say("numaprobe: interrupted; what was measured is above" if measured
                  else "numaprobe: interrupted before anything was measured")
-            return 130
+            return 128 + _stopped_by
         _say(f"numaprobe: {e}")
         return 1
     warnings = doc.pop("warnings")
@@ -611,6 +612,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_outputs(args) -> None:
+    """-o FILE and --html FILE are checked before anything is measured: a directory, a missing
+    folder or a file that may not be written is bad input now, not a lost run later."""
+    from . import results
+    for path in (getattr(args, "output", None), getattr(args, "html", None)):
+        if path:
+            results.check_output(path)
+
+
+_stopped_by = signal.SIGINT  # the signal that ended the run: exit code 128 + it
+
+
+def _stop(signum, frame):
+    """SIGTERM and SIGHUP end a run as Ctrl-C does: workers stopped, what was measured kept."""
+    global _stopped_by
+    _stopped_by = signum
+    raise KeyboardInterrupt
+
+
 # Optional dependencies and the extra that brings each (pyproject.toml).
 _EXTRAS = {"onnxruntime": "infer", "onnx": "infer", "matplotlib": "plot", "magika": "models"}
 
@@ -620,8 +640,11 @@ def main(argv=None) -> int:
     NotEnoughMemory) is one line and exit 2, a system call that failed is one line and exit 1,
     a missing extra names its pip command; anything else is a bug and keeps its traceback."""
     parser = build_parser()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     try:
         args = parser.parse_args(argv)
+        _check_outputs(args)
         return args.func(args)
     except (UsageError, NotEnoughMemory) as e:
         _say(str(e) if isinstance(e, _BadInput) else f"numaprobe: {e}")
@@ -640,7 +663,7 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         _say("numaprobe: interrupted")
-        return 130
+        return 128 + _stopped_by
     except Exception:
         return _bug()
     return EXIT_BAD_INPUT

@@ -17,6 +17,7 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
     int np_affinity_set(int tid, const unsigned char *mask, size_t mask_bytes)
     int np_getcpu(unsigned *cpu, unsigned *node)
     int np_gettid()
+    int np_die_with_parent(int signum)
 
     # memory.c
     enum:

@@ -30,7 +30,8 @@ from ._version import __version__
 from .topology import Topology
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "MIGRATIONS", "fingerprint", "document", "load",
-           "write", "schema_path", "to_csv", "rows", "upgrade", "validate",
+           "write", "write_text", "check_output", "schema_path", "to_csv", "rows", "upgrade",
+           "validate",
            "fingerprint_differences", "workload_differences"]
 
 SCHEMA = "numaprobe-result"
@@ -85,11 +86,45 @@ def document(kind: str, result: dict, *, topo: Topology, asked: dict | None = No
 
 
 def write(doc: dict, path: str | os.PathLike) -> None:
-    """Writes atomically: a reader never sees half a document."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Writes the document to path (see write_text)."""
+    write_text(path, json.dumps(doc, indent=1) + "\n")
+
+
+def check_output(path: str | os.PathLike) -> Path:
+    """The file a result will be written to, checked before anything is measured: not a
+    directory, in a folder that exists and may be written. A symlink means its target."""
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise UsageError(f"{path} is a directory: give a file name to write to")
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
+    if target.exists() and not target.is_file():
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"cannot write {path}: it may not be written")
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {path}: the folder {folder} may not be written")
+    return target
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes text to path so that nothing is lost and nothing not ours is replaced: a regular
+    file (or a new one) atomically, through a temporary file renamed over it, so a reader never
+    sees half of it; a device or FIFO (-o /dev/null) by writing through it; a symlink's target,
+    not the link. A failed write leaves no temporary file behind. Returns the path written."""
+    target = check_output(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+        return target
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
 
 
 def load(path: str | os.PathLike) -> dict:

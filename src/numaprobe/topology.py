@@ -37,10 +37,17 @@ __all__ = [
 
 # ------------------------------------------------------------------------------ list syntax
 
+# No id in a list can be this large: Linux caps CPUs at NR_CPUS (8192 in distribution kernels,
+# at most 2^13 by Kconfig) and nodes at 2^10. A list is checked against it before it is expanded,
+# so "0-999999999" is refused in one line instead of taking gigabytes.
+MAX_ID = 1 << 20
+
+
 def parse_list(text: str) -> tuple[int, ...]:
     """Parses the kernel's (and numactl's) list syntax: ``"0-3,8,10-11"`` -> (0,1,2,3,8,10,11).
 
-    Raises ValueError naming the bad part. Empty text is the empty list."""
+    Raises ValueError naming the bad part (also for an id of MAX_ID or more, which no machine
+    has). Empty text is the empty list."""
     out: set[int] = set()
     for part in text.strip().split(","):
         part = part.strip()
@@ -55,6 +62,9 @@ def parse_list(text: str) -> tuple[int, ...]:
         step = int(m.group(3) or 1)
         if hi < lo or step < 1:
             raise UsageError(f"bad range {part!r} in {text.strip()!r}")
+        if hi >= MAX_ID:
+            raise UsageError(f"{part!r} in the list {text.strip()[:60]!r} names id {hi}; no machine "
+                             f"has that many CPUs or nodes (ids stay below {MAX_ID})")
         out.update(range(lo, hi + 1, step))
     return tuple(sorted(out))
 
@@ -441,7 +451,15 @@ NODE = "sys/devices/system/node"
 
 def _ids(fs: _FS, rel: str) -> tuple[int, ...] | None:
     v = fs.value(rel)
-    return None if v is None else parse_list(v)
+    return None if v is None else _parsed(parse_list, v, fs, rel)
+
+
+def _parsed(parse, text: str, fs: _FS, rel: str):
+    """parse(text), with a failure naming the file it came from."""
+    try:
+        return parse(text)
+    except UsageError as e:
+        raise UsageError(f"{fs.path(rel)}: {e}") from None
 
 
 def _read(fs: _FS) -> Topology:
@@ -552,7 +570,7 @@ def _read_caches(fs: _FS, online) -> tuple[Cache, ...]:
             if key in seen:
                 continue
             seen.add(key)
-            caches.append(Cache(level=level, type=ctype, size=_parse_size(size),
+            caches.append(Cache(level=level, type=ctype, size=_parsed(_parse_size, size, fs, f"{d}/size"),
                                 line_size=fs.int(f"{d}/coherency_line_size"), cpus=sharing))
     return tuple(sorted(caches, key=lambda x: (x.level, x.type, x.cpus)))
 

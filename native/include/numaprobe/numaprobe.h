@@ -33,6 +33,9 @@ int np_affinity_set(int tid, const unsigned char *mask, size_t mask_bytes);
 int np_getcpu(unsigned *cpu, unsigned *node);
 /* The kernel thread id of the caller (gettid). */
 int np_gettid(void);
+/* The caller gets signal signum when the thread that forked it exits (prctl
+ * PR_SET_PDEATHSIG), so a worker never outlives a driver that was killed. */
+int np_die_with_parent(int signum);
 
 /* ---------------------------------------------------------------- memory.c */
 

@@ -7,7 +7,6 @@ noise, the warnings, the tables the CLI prints (same figures, same rounding) and
 from __future__ import annotations
 
 import html
-import os
 import re
 from pathlib import Path
 
@@ -240,8 +239,6 @@ def html_report(docs: list[dict], path, *, plots: bool = True) -> Path:
     if isinstance(docs, dict):
         docs = [docs]
     text = html_text(list(docs), plots_=plots)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    from ..results import write_text
+    write_text(path, text)
+    return Path(path)

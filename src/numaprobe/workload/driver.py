@@ -12,6 +12,7 @@ marked partial); Ctrl-C does the same; no worker outlives the driver.
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import signal
 import subprocess
@@ -125,7 +126,7 @@ def _spawn(cfg: dict, log, topology: Topology | None) -> subprocess.Popen:
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                              text=True, bufsize=1,
                              start_new_session=True)  # Ctrl-C reaches the driver only
-    p.stdin.write(json.dumps(cfg) + "\n")
+    p.stdin.write(json.dumps({**cfg, "parent": os.getpid()}) + "\n")
     p.stdin.flush()
     return p
 

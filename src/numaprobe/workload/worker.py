@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 
-from .. import placement, system
+from .. import _core, placement, system
 from ..topology import format_list, parse_list
 from . import telemetry
 
@@ -58,6 +58,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; it sends SIGTERM
     cfg = json.loads(sys.stdin.readline())
+    # A driver that is killed (even by SIGKILL) takes its workers with it: nobody would read
+    # what they measure, and they would hold the CPUs for the rest of --duration.
+    _core.die_with_parent(signal.SIGKILL)
+    if os.getppid() != cfg.get("parent", os.getppid()):
+        return 1  # the driver died before the line above
     inst = cfg["instance"]
     cpus = parse_list(inst["cpus"])
     try:
