@@ -34,7 +34,8 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 
 def run(*args) -> dict:
-    r = subprocess.run([sys.executable, "-m", "numaprobe", *args, "--json", "-q"],
+    quiet = [] if args[0] == "compare" else ["-q"]  # compare has no progress to silence
+    r = subprocess.run([sys.executable, "-m", "numaprobe", *args, "--json", *quiet],
                        capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"numaprobe {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")

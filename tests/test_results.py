@@ -274,3 +274,14 @@ def test_compare_names_workload_differences_and_strict_refuses(tmp_path):
     pb.write_text(json.dumps(b))
     r = run_cli("compare", "--strict", str(pa), str(pb), check=False)
     assert r.returncode == 2 and "different workloads" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_runs_that_do_not_vary_are_said_to(docs):
+    a = _scaled(results.load(docs["latency"]), 1.0)
+    for c in a["result"]["cells"]:
+        c["ns"]["runs"] = [100.0] * 3
+    b = copy.deepcopy(a)
+    for c in b["result"]["cells"]:
+        c["ns"]["runs"] = [103.0] * 3
+    f = compare.compare([a, b], ["a", "b"])["comparisons"][0]["figures"][0]
+    assert f["verdict"] == "not established" and "do not vary" in f["detail"]

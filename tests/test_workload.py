@@ -437,6 +437,7 @@ def test_target_effect_adds_rounds_until_resolved_or_capped(tiny_model, monkeypa
     assert len(calls) == 2 * n and calls[:4] == ["1x1", "cores-per-instance=1",
                                                  "cores-per-instance=1", "1x1"]  # rotated
     assert doc["layouts"][1]["vs_first"]["comparison"]["mde"] <= 0.03
+    assert f"stopped after {n} round(s): every comparison could detect 3 %" in infer.table(doc)
     capped = run_infer(ref, layouts, duration=1.0, rounds=3, target_effect=0.001, max_rounds=5,
                        topology=t)
     assert capped["stopped"]["rounds"] == 5 and "--max-rounds 5 reached" in capped["stopped"]["why"]

@@ -21,8 +21,8 @@ import textwrap
 
 import numpy as np
 
-from .errors import UsageError
 from . import kinds, stats
+from .errors import UsageError
 from .kinds import Figure, Kind, register
 from .noise import others_share
 from .results import fingerprint_differences, workload_differences
@@ -70,8 +70,8 @@ def compare_pair(base: dict, doc: dict, *, min_effect: float = MIN_EFFECT,
         v = stats.verdict(c, rejected=rejected[k], min_effect=min_effect, noise=noise,
                           max_noise=max_noise)
         detail = v.detail
-        if v.word == stats.NOT_ESTABLISHED:
-            detail = (f"needs {MIN_RUNS} runs on each side, has {len(a.runs)} and {len(b.runs)}: "
+        if v.word == stats.NOT_ESTABLISHED and min(c.n_a, c.n_b) < MIN_RUNS:
+            detail = (f"needs {MIN_RUNS} runs on each side, has {c.n_a} and {c.n_b}: "
                       + _need_runs(base["kind"]))
         # The ratio the interval and the test are about (of the runs' geometric means) where
         # there are runs; else the figures' own.

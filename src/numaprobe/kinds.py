@@ -29,8 +29,6 @@ class Figure:
     unit: str
     higher_is_better: bool
     value: float                   # the statistic shown (median, percentile, mean)
-    samples: tuple = ()            # raw samples of one window, where kept
-    stat: str = "median"           # how value comes from the samples: median, mean, pNN
     runs: tuple = ()               # one value per run or round: the unit of evidence
     noise: float | None = None     # foreign + stolen CPU share of its window (None: the doc's)
     family: str = "primary"        # "secondary" figures are tested as a family of their own
@@ -39,7 +37,7 @@ class Figure:
     def of(cls, name: str, summary: dict, higher_is_better: bool) -> "Figure":
         """A figure from a stats.Summary's dict (median, samples, runs, unit)."""
         return cls(name, summary["unit"], higher_is_better, summary["median"],
-                   tuple(summary.get("samples", ())), runs=tuple(summary.get("runs", ())))
+                   runs=tuple(summary.get("runs", ())))
 
 
 def _none(doc: dict) -> list:

@@ -320,6 +320,9 @@ def table(doc: dict) -> str:
     if weak:
         lines.append("    \u2020 too few samples for this percentile to be more than the maximum: "
                      "run longer")
+    if asked.get("target_effect") and doc.get("stopped"):
+        lines += textwrap.wrap(f"stopped after {doc['stopped']['rounds']} round(s): "
+                               f"{doc['stopped']['why']}", 79)
     for d in doc["layouts"]:
         lines += textwrap.wrap(f"{d['layout']['name']}: {d['description'].split(': ', 1)[1]}",
                                79, subsequent_indent="    ")
@@ -405,14 +408,14 @@ def _figures(r: dict) -> list[Figure]:
     for d in r["layouts"]:
         name, t, rounds = d["layout"]["name"], d["throughput"], d.get("rounds") or []
         noise = max((x["noise"] for x in rounds if x["noise"] is not None), default=None)
-        out.append(Figure(f"{name} throughput", "inf/s", True, t["per_s"], tuple(t["bins"]), "mean",
+        out.append(Figure(f"{name} throughput", "inf/s", True, t["per_s"],
                           runs=tuple(x["throughput"] for x in rounds), noise=noise,
                           family="primary" if key == "throughput" else "secondary"))
         for p in ("p50", "p90", "p99"):
             if d["latency"].get(p):
                 out.append(Figure(f"{name} {p} latency", "ms", False, d["latency"][p]["ms"],
-                                  stat=p, runs=tuple(x[f"{p}_ms"] for x in rounds
-                                                     if x[f"{p}_ms"] is not None),
+                                  runs=tuple(x[f"{p}_ms"] for x in rounds
+                                             if x[f"{p}_ms"] is not None),
                                   noise=noise,
                                   family="primary" if key == f"{p}_ms" else "secondary"))
     return out
