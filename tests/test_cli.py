@@ -1,5 +1,6 @@
 """The command line in a subprocess: the quick check, topology (against numactl), clock, run,
 and every bad input answered with one line and exit code 2."""
+import argparse
 import json
 import re
 import shutil
@@ -94,7 +95,7 @@ def test_run_binds_the_child(topo):
     (["run", "--membind", "0", "--interleave", "0", "--", "true"], "give one of"),
     (["run", "--membind", "0"], "no command given"),
     (["run", "--", "/nonexistent/cmd"], r"cannot run '/nonexistent/cmd'"),
-    (["clock", "--window", "0.0001"], "at least 1 ms"),
+    (["clock", "--window", "0.0001"], "from 1 to 60000 ms"),
     (["topology", "--root", "/nonexistent"], "not a Linux sysfs tree"),
     (["nosuchcommand"], "invalid choice"),
     (["run", "--bogus", "--", "true"], r"unrecognized arguments|see --help"),
@@ -168,3 +169,20 @@ def test_a_missing_extra_names_its_pip_command(monkeypatch, capsys):
     assert cli_mod.main(["clock"]) == 2 and "numaprobe[plot]" in capsys.readouterr().err
     monkeypatch.setattr(cli_mod, "cmd_clock", needs("numaprobe._nothing"))
     assert cli_mod.main(["clock"]) == 70 and "bug in numaprobe" in capsys.readouterr().err
+
+
+def test_every_option_explains_itself_with_its_default():
+    from numaprobe import cli as cli_module
+    parser = cli_module.build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == argparse.SUPPRESS
+                      and getattr(a, "choices", None))
+    for name, sp in [("numaprobe", parser), *subparsers.choices.items()]:
+        text = sp.format_help()
+        for action in sp._actions:
+            if action.dest == "help" or not action.option_strings:
+                continue
+            assert action.help, f"{name} {action.option_strings[0]} has no help text"
+            if action.default not in (None, False, argparse.SUPPRESS):
+                assert "default" in sp._get_formatter()._get_help_string(action), (
+                    f"{name} {action.option_strings[0]}: help does not show its default")
+        assert "tlb-\n" not in text and not re.search(r"\w-\n", text), f"{name}: a word broken"

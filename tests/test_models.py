@@ -135,7 +135,7 @@ def test_unknown_name_lists_choices():
         models.resolve("resnet9000")
     for word in [*models.BUILTINS, "magika", ".onnx"]:
         assert word in str(e.value)
-    with pytest.raises(ValueError, match="known package models are"):
+    with pytest.raises(ValueError, match="package models that numaprobe knows are magika"):
         models.resolve("package:resnet9000")
 
 
@@ -226,3 +226,47 @@ def test_resolve_race(tmp_path):
     assert os.listdir(tmp_path) == [os.path.basename(paths[0])]
     with open(paths[0], "rb") as f:
         assert f.read() == models.build_conv(3).SerializeToString()
+
+
+def _wheel(path, members, data):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as z:
+        for m in members:
+            z.writestr(m, data)
+        z.writestr("pkg/__init__.py", "")
+    return str(path)
+
+
+def test_a_wheel_is_opened_for_its_model(built, tmp_path, cache):
+    data = open(built["mlp"].path, "rb").read()
+    one = _wheel(tmp_path / "one-1.0-py3-none-any.whl", ["pkg/models/net.onnx"], data)
+    ref = models.resolve(one, cache_dir=cache)
+    assert ref.name == "net" and open(ref.path, "rb").read() == data  # not "Unable to parse"
+    assert models.resolve(one, cache_dir=cache).path == ref.path  # extracted once
+    two = _wheel(tmp_path / "two-1.0-py3-none-any.whl", ["pkg/a.onnx", "pkg/b.onnx"], data)
+    with pytest.raises(ValueError, match=r"holds 2 .onnx files \(pkg/a.onnx, pkg/b.onnx\): "
+                                         r"pick one with --model .*two-1.0-py3-none-any.whl#"):
+        models.resolve(two, cache_dir=cache)
+    assert models.resolve(f"{two}#pkg/b.onnx", cache_dir=cache).name == "b"
+    with pytest.raises(ValueError, match="has no pkg/c.onnx; its .onnx files: pkg/a.onnx"):
+        models.resolve(f"{two}#pkg/c.onnx", cache_dir=cache)
+    (tmp_path / "bad.whl").write_text("not a zip")
+    with pytest.raises(ValueError, match="cannot read the wheel"):
+        models.resolve(str(tmp_path / "bad.whl"), cache_dir=cache)
+
+
+def test_an_installed_package_that_ships_a_model_is_found(built, tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "shipsamodel"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "weights" / "m.onnx").write_bytes(open(built["mlp"].path, "rb").read())
+    (tmp_path / "site" / "shipsnothing").mkdir()
+    (tmp_path / "site" / "shipsnothing" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    ref = models.resolve("shipsamodel")
+    assert ref.source == "package" and ref.path.endswith("weights/m.onnx")
+    assert models.resolve("package:shipsamodel") == ref
+    with pytest.raises(ValueError, match="the installed package shipsnothing holds no .onnx"):
+        models.resolve("shipsnothing")
+    with pytest.raises(ValueError, match="unknown model 'nosuchpackage'"):
+        models.resolve("nosuchpackage")

@@ -269,3 +269,21 @@ def test_migrate_says_when_pages_were_left_unmapped(monkeypatch):
     monkeypatch.setattr(placement._core, "pages_migrate", lambda *a: None)
     with pytest.raises(OSError, match=r"250 of 256 pages were left unmapped by the move to node 0"):
         numaprobe.migrate(buf, 0)
+
+
+def test_likwid_thread_domains_count_physical_cores_first():
+    """likwid's S0:0-3 is four distinct cores of socket 0 (SMT siblings come after all the
+    cores), not CPUs 0-3 by number; the captured two-socket tree pairs CPU c with c + 16."""
+    from numaprobe import topology
+    from numaprobe.placement import likwid_cpus
+    t = topology.read(Path(__file__).parent / "data" / "sysfs" / "two-socket-smt")
+    assert likwid_cpus("S0:0-3", t) == (0, 1, 2, 3)
+    assert likwid_cpus("S0:8-9", t) == (16, 17)          # past the 8 cores: their siblings
+    assert likwid_cpus("S1:0-1", t) == (8, 9)
+    assert likwid_cpus("M1:0-1@S0:0", t) == (8, 9, 0)
+    assert likwid_cpus("N:15-16", t) == (15, 16)
+    assert likwid_cpus("C1:0", t) == (8,)                  # the second L3's first core
+    for bad, why in [("S2:0", "no socket S2"), ("S0:99", "has 16 CPUs"),
+                     ("E:S0:4", "DOMAIN:INDICES"), ("S:0", "DOMAIN:INDICES")]:
+        with pytest.raises(ValueError, match=why):
+            likwid_cpus(bad, t)

@@ -270,7 +270,7 @@ def test_probe_subcommands_json():
     (["latency", "--size", "32"], "at least 128 bytes"),
     (["latency", "--size", "1000T"], "available"),
     (["latency", "--size", "lots"], "cannot read size"),
-    (["bandwidth", "--threads", "0"], "threads must be"),
+    (["bandwidth", "--threads", "0"], "--threads: expected a whole number from 1"),
     (["bandwidth", "--threads", "999"], "asked for 999 threads"),
     (["c2c", "--cpus", "0"], "two CPUs or more"),
 ])

@@ -2,6 +2,8 @@
 out of the tabular parts, and compare says faster, slower or no significant change with the
 right sign, refusing documents it cannot compare."""
 import copy
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import sys
 import jsonschema
 import pytest
 
-from numaprobe import compare, results
+from numaprobe import compare, kinds, results
 
 # Each subcommand with the smallest options that still measure something real.
 COMMANDS = {
@@ -28,7 +30,7 @@ COMMANDS = {
 
 def run_cli(*args, check=True):
     r = subprocess.run([sys.executable, "-m", "numaprobe", *args, "-q"] if args and args[0] not in
-                       ("topology", "clock", "compare") else [sys.executable, "-m", "numaprobe", *args],
+                       ("topology", "clock", "compare", "show") else [sys.executable, "-m", "numaprobe", *args],
                        capture_output=True, text=True, timeout=600)
     if check:
         assert r.returncode == 0, r.stderr
@@ -79,18 +81,26 @@ def test_schema_rejects_a_broken_document(docs, schema):
         jsonschema.validate(doc, schema)
 
 
-def test_csv_for_tabular_kinds(docs):
+def test_csv_for_every_kind(docs):
     for kind, path in docs.items():
         doc = results.load(path)
-        if kind in ("topology", "clock", "bandwidth-peak"):
-            with pytest.raises(ValueError, match="no table"):
-                results.to_csv(doc)
-            continue
-        text = results.to_csv(doc)
-        lines = text.strip().splitlines()
-        assert len(lines) >= 2 and lines[0].count(",") == lines[1].count(","), kind
+        rows = list(csv.reader(io.StringIO(results.to_csv(doc))))
+        assert len(rows) >= 2 and all(len(r) == len(rows[0]) for r in rows), kind
+        # a saved document turned to CSV without measuring again: the same table
+        r = run_cli("show", str(path), "--csv")
+        assert r.returncode == 0 and list(csv.reader(io.StringIO(r.stdout))) == rows, kind
+    topo_rows = list(csv.reader(io.StringIO(results.to_csv(results.load(docs["topology"])))))
+    assert topo_rows[0][:3] == ["cpu", "online", "allowed"] and topo_rows[1][0] == "0"
     r = run_cli("c2c", "--rounds", "200", "--samples", "2", "--csv")
     assert r.stdout.startswith("cpu_a,cpu_b,median_ns")
+
+
+def test_show_prints_a_saved_document_as_its_command_did(docs):
+    doc = results.load(docs["c2c"])
+    r = run_cli("show", str(docs["c2c"]))
+    assert r.returncode == 0 and r.stdout.startswith(kinds.get("c2c").text(doc))
+    assert all(w[:30] in r.stdout for w in doc["warnings"])
+    assert json.loads(run_cli("show", str(docs["c2c"]), "--json").stdout) == doc
 
 
 def _scaled(doc, factor, runs=True):
@@ -98,6 +108,7 @@ def _scaled(doc, factor, runs=True):
     five runs with a known, modest spread (this machine's own may be wider than 1.5x), or with
     runs=False one run's samples only."""
     out = copy.deepcopy(doc)
+    out["noise"] = None  # the machine's noise while the fixture ran is not this test's subject
     for c in out["result"]["cells"]:
         values = [100.0 * factor * x for x in (1.0, 1.03, 0.98, 1.01, 0.99)]
         c["ns"]["samples"] = values
@@ -119,6 +130,7 @@ def test_compare_known_difference_has_the_right_sign(docs):
     assert f["ci"][0] <= f["ratio"] <= f["ci"][1] and f["interval_from"] == "runs"
     # Bandwidth: higher is better, so more GB/s is "faster".
     b = results.load(docs["bandwidth"])
+    b["noise"] = None
     for c in b["result"]["cells"]:  # runs with a known spread, then twice as fast
         c["gbs"]["runs"] = c["gbs"]["samples"] = [10.0, 10.5, 9.5, 10.2, 9.8]
         c["gbs"]["median"] = 10.0
@@ -195,8 +207,9 @@ def test_repeat_keeps_every_run_and_compare_resamples_them(tmp_path, schema):
     assert {f["verdict"] for f in out["comparisons"][0]["figures"]} == {"not established"}
     assert any("fewer than 3 runs" in w and "--repeat 3" in w for w in out["warnings"])
     r = run_cli("c2c", "--repeat", "0", check=False)
-    assert r.returncode == 2 and r.stderr.strip() == \
-        "numaprobe: repeat must be a whole number >= 1, got 0"
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "numaprobe c2c: argument --repeat: expected a whole number from 1 to 100, got '0' "
+        "(see --help)")
 
 
 @pytest.mark.parametrize("kind", ["latency", "latency-sweep", "bandwidth-threads",

@@ -150,7 +150,7 @@ def test_cxl_hmat():
     assert s.clocksource == "kvm-clock"
     summary = t.summary()
     assert "node 2: CPUs none (memory only)" in summary
-    assert "HMAT node 2 from 0: read 250 ns, 30000 MB/s" in summary
+    assert "HMAT node 2 from CPU 0: read 250 ns, 30000 MB/s" in summary
 
 
 def test_offline_cpus():
@@ -249,12 +249,12 @@ def test_capture_saves_what_it_read_when_files_change(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, shows", [
-    ("two-socket-smt", ["Intel(R) Xeon(R) Gold 6434: 2 package(s), 16 core(s), 32 online "
-                        "CPU(s), 2 NUMA node(s)",
+    ("two-socket-smt", ["Intel(R) Xeon(R) Gold 6434: 2 packages, 16 cores, 32 online "
+                        "CPUs, 2 NUMA nodes",
                         "node 0: CPUs 0-7,16-23", "2 MiB pages 500/512 free",
                         "warning: automatic NUMA balancing is on"]),
     ("cxl-hmat", ["[virtual machine]", "node 3: CPUs none (memory only)",
-                  "HMAT node 3 from 1: read 250 ns, 30000 MB/s"]),
+                  "HMAT node 3 from CPU 1: read 250 ns, 30000 MB/s"]),
     ("offline-cpus", ["warning: CPUs 6-7 are offline", "warning: CPUs 4-5 are isolated"]),
     ("cgroup-limited", ["CPU quota 1.5", "warning: cgroup CPU quota is 1.5 CPUs"]),
 ])

@@ -18,12 +18,31 @@ import textwrap
 
 from ._version import __version__
 from .errors import NotEnoughMemory, UsageError
+from .topology import MAX_ID
 
 EXIT_BAD_INPUT = 2
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's help shows its default (unless the text already says it)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+    def _split_lines(self, text, width):  # tlb-local stays one word
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (and exit code 2)."""
+    """argparse that reports a usage error in one line (and exit code 2) and shows defaults."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", _Help)
+        super().__init__(*a, **kw)
 
     def error(self, message):
         raise _BadInput(f"{self.prog}: {message} (see --help)")
@@ -53,23 +72,58 @@ def _asked(args) -> dict:
 def _finish(args, kind: str, result: dict, *, warnings=(), noise=None, topo=None) -> dict:
     """Every subcommand ends here: one versioned document (results.py) to --output, and on
     stdout the document (--json), its table as CSV (--csv) or its kind's text for people."""
-    from . import kinds, results
+    from . import results
     from .topology import read
     doc = results.document(kind, result, topo=topo or read(), asked=_asked(args),
                            noise=noise, warnings=warnings)
-    text = kinds.get(kind).text(doc)
-    if getattr(args, "output", None):
-        results.write(doc, args.output)
-        _say(f"wrote {args.output}")
-    if getattr(args, "json", False):
+    return _emit(args, doc)
+
+
+def _emit(args, doc: dict) -> dict:
+    """A document to -o, and on stdout as JSON, CSV or its kind's text."""
+    from . import kinds, results
+    text = kinds.get(doc["kind"]).text(doc)
+    lost = _save(doc, args.output) if getattr(args, "output", None) else None
+    if getattr(args, "json", False) or (lost and lost.endswith("stdout")):
         print(json.dumps(doc, indent=1))
     elif getattr(args, "csv", False):
         print(results.to_csv(doc), end="")
     else:
         print(text)
         for w in doc["warnings"]:
-            print(textwrap.fill(f"warning: {w}", 79, subsequent_indent="    "))
+            print(textwrap.fill(f"warning: {w}", 79, subsequent_indent="    ",
+                                break_on_hyphens=False))
+    if lost:
+        raise _WriteFailed(lost)
     return doc
+
+
+class _WriteFailed(Exception):
+    """-o could not be written; the message says where the document went instead."""
+
+
+def _save(doc: dict, path: str) -> str | None:
+    """Writes the document to -o PATH; None when that worked. When it did not (a full disk, a
+    quota), the measurement is not lost: it goes to a file in the temporary folder, or, if
+    that fails too, to stdout as JSON; the returned message says which."""
+    import tempfile
+    from . import results
+    try:
+        results.write(doc, path)
+        _say(f"wrote {path}")
+        return None
+    except OSError as e:
+        why = f"numaprobe: could not write {path}: {e.strerror or e}"
+    spare = None
+    try:
+        fd, spare = tempfile.mkstemp(prefix=f"numaprobe-{doc['kind']}-", suffix=".json")
+        os.close(fd)
+        results.write(doc, spare)
+        return f"{why}; the document was saved to {spare} instead"
+    except OSError:
+        if spare:
+            os.unlink(spare)
+        return f"{why}; the document is printed as JSON on stdout"
 
 
 def _measured(fn, topo=None):
@@ -120,16 +174,16 @@ def cmd_run(args) -> int:
     if not cmd:
         raise _BadInput("numaprobe run: no command given; usage: numaprobe run [binding] -- CMD [ARGS...]")
 
-    def nodes_arg(text, need):
-        ids = topo.node_ids if text == "all" else parse_list(text)
+    def nodes_arg(text, need):  # all: every node that has what is needed (CPUs or memory)
+        ids = ((topo.cpu_nodes if need == "cpus" else topo.usable_mems) if text == "all"
+               else parse_list(text))
         return placement.check_nodes(ids, topo, need=need)
 
     cpus = None
     if args.physcpubind and args.cpunodebind:
         raise _BadInput("numaprobe run: give --physcpubind or --cpunodebind, not both")
     if args.physcpubind:
-        ids = topo.usable_cpus if args.physcpubind == "all" else parse_list(args.physcpubind)
-        cpus = placement.check_cpus(ids, topo)
+        cpus = placement.check_cpus(_cpu_ids(args.physcpubind, topo), topo)
     elif args.cpunodebind:
         cpus = [c for n in nodes_arg(args.cpunodebind, "cpus") for c in topo.cpus_of(n, usable=True)]
     mem = [(name, getattr(args, name)) for name in ("membind", "interleave", "preferred")
@@ -149,6 +203,16 @@ def cmd_run(args) -> int:
     return 0  # not reached
 
 
+def _cpu_ids(text: str, topo):
+    """A CPU list as users write it: numactl's (0-3,8 or all) or likwid's thread domains
+    (S0:0-3, N:0-7, M1:0-1, several joined by @)."""
+    from .placement import likwid_cpus
+    from .topology import parse_list
+    if text == "all":
+        return topo.usable_cpus
+    return likwid_cpus(text, topo) if text[:1].isalpha() else parse_list(text)
+
+
 def cmd_quick(args) -> int:
     """The quick check: what the machine is, its memory system, and what looks wrong."""
     from .probes import quick_check
@@ -166,27 +230,111 @@ def _nodes(text):
     return None if text is None or text == "all" else parse_list(text)
 
 
+def _short(text: str) -> str:
+    """A value as an error message quotes it: a 300-digit one shortened."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+MAX_BYTES = 1 << 50  # 1 PiB: more than any one machine's memory, so a size above it is a typo
+
+
 def _bytes(text: str) -> int:
-    """'64M', '1G', '4096', '32KiB' -> bytes."""
+    """'64M', '1G', '4096', '32KiB', '1.5G' -> bytes, exactly (no float rounding), between 1
+    and MAX_BYTES; anything else is an argparse error that says what a size looks like."""
+    import decimal
     import re
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)(?:i?[bB])?\s*", text)
     if not m:
-        raise argparse.ArgumentTypeError(f"cannot read size {text!r}: use bytes or 64K, 256M, 1G")
-    power = "kmgt".find(m.group(2).lower()) + 1 if m.group(2) else 0
-    return int(float(m.group(1)) * 1024 ** power)
+        raise argparse.ArgumentTypeError(f"cannot read size {_short(text)!r}: use bytes or "
+                                         "64K, 256M, 1G")
+    power = "kmgtp".find(m.group(2).lower()) + 1 if m.group(2) else 0
+    digits = m.group(1).split(".")[0].lstrip("0")
+    n = MAX_BYTES + 1 if len(digits) > 20 else int(decimal.Decimal(m.group(1)) * 1024 ** power)
+    if not 1 <= n <= MAX_BYTES:
+        raise argparse.ArgumentTypeError(f"size {_short(text.strip())} is "
+                                         f"{'below 1 byte' if n < 1 else 'over 1 PiB'}; sizes "
+                                         "run from 1 byte to 1P")
+    return n
+
+
+def _whole(lo: int, hi: int, unit: str = ""):
+    """An argparse type: a whole number from lo to hi (the bound and why it is there are in
+    the message)."""
+    def convert(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = None
+        if n is None or not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {lo} to {hi}{unit}, got {_short(text)!r}")
+        return n
+    convert.__name__ = "whole number"
+    return convert
+
+
+def _number(lo: float, hi: float, unit: str = "", *, above: bool = False):
+    """An argparse type: a finite number from lo (or above lo, with ``above``) to hi; inf and
+    nan are refused here, before anything starts."""
+    import math
+
+    def convert(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            x = math.nan
+        if not math.isfinite(x) or not (lo < x if above else lo <= x) or x > hi:
+            low = f"above {lo:g} and up to" if above else f"from {lo:g} to"
+            raise argparse.ArgumentTypeError(f"expected a number {low} {hi:g}{unit}, "
+                                             f"got {_short(text)!r}")
+        return x
+    convert.__name__ = "number"
+    return convert
+
+
+def _text(what: str):
+    """An argparse type: text that is not empty (``-C ''`` must not mean 'unbound')."""
+    def convert(text: str) -> str:
+        if not text.strip(" ,"):
+            raise argparse.ArgumentTypeError(f"expected {what}, got an empty value")
+        return text
+    convert.__name__ = what
+    return convert
+
+
+_CPUS, _NODES = _text("a list of CPUs such as 0-3,8 or all"), _text("a list of nodes such as 0,1 or all")
+_PCT = _number(0, 99, " %")
+_NOISE_PCT = _number(0, 100, " %")  # 100: no noise gate
+MAX_REPEAT = 100
 
 
 def _repeated(args, fn):
-    """fn run --repeat times and pooled (probes.repeat)."""
+    """fn run --repeat times and pooled (probes.repeat): (result, None), or, when Ctrl-C came
+    after at least one run finished, (the finished runs pooled, the interruption)."""
     from . import probes
-    return lambda: probes.repeat(fn, args.repeat)
+
+    def run():
+        try:
+            return probes.repeat(fn, args.repeat, progress=_progress(args)), None
+        except probes.Interrupted as e:
+            if e.result is None:
+                raise KeyboardInterrupt from None
+            return e.result, e
+    return run
 
 
-def _probe(args, kind, fn) -> int:
-    """A probe result (with .to_dict() and .warnings()) measured and emitted."""
-    result, noise = _measured(_repeated(args, fn))
-    warnings = (result.warnings() if hasattr(result, "warnings") else []) + _noise_warnings(noise)
-    _finish(args, kind, result.to_dict(), warnings=warnings, noise=noise.to_dict())
+def _probe(args, kind, fn, *, result=None, warnings=None) -> int:
+    """A probe measured --repeat times and emitted. ``result`` and ``warnings`` turn what the
+    probe returned into the document's result and its warnings (default: .to_dict() and
+    .warnings()). Runs finished before a Ctrl-C are written, marked partial."""
+    (out, stopped), noise = _measured(_repeated(args, fn))
+    said = warnings(out) if warnings else (out.warnings() if hasattr(out, "warnings") else [])
+    said = said + _noise_warnings(noise) + ([stopped.warning()] if stopped else [])
+    _finish(args, kind, result(out) if result else out.to_dict(), warnings=said,
+            noise=noise.to_dict())
+    if stopped:
+        _say(f"numaprobe: interrupted; the {stopped.done} finished run(s) are above")
+        return 128 + _stopped_by
     return 0
 
 
@@ -206,19 +354,16 @@ def cmd_bandwidth(args) -> int:
     from . import probes
     cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
     if args.peak:
-        r, noise = _measured(_repeated(args, lambda: probes.peak_bandwidth(
-            args.kernel, isa=args.isa, size=args.size, reps=args.reps)))
-        w = [x for x in [r.gbs.warning("aggregate bandwidth")] if x] + _noise_warnings(noise)
-        _finish(args, "bandwidth-peak", r.to_dict(), warnings=w, noise=noise.to_dict())
-        return 0
+        return _probe(args, "bandwidth-peak", lambda: probes.peak_bandwidth(
+            args.kernel, isa=args.isa, size=args.size, reps=args.reps),
+            warnings=lambda r: [x for x in [r.gbs.warning("aggregate bandwidth")] if x])
     if args.threads_sweep:
         node = cn[0] if cn else 0
-        runs, noise = _measured(_repeated(args, lambda: probes.threads_sweep(
+        return _probe(args, "bandwidth-threads", lambda: probes.threads_sweep(
             node, mn[0] if mn else node, args.kernel, isa=args.isa, size=args.size,
-            reps=args.reps, progress=_progress(args))))
-        _finish(args, "bandwidth-threads", {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
-                warnings=_noise_warnings(noise), noise=noise.to_dict())
-        return 0
+            reps=args.reps, progress=_progress(args)),
+            result=lambda runs: {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
+            warnings=lambda runs: [])
     return _probe(args, "bandwidth", lambda: probes.bandwidth_matrix(
         args.kernel, cn, mn, threads=args.threads, isa=args.isa, size=args.size, reps=args.reps,
         progress=_progress(args)))
@@ -234,8 +379,8 @@ def cmd_loaded(args) -> int:
 
 def cmd_c2c(args) -> int:
     from . import probes
-    from .topology import parse_list
-    cpus = None if args.cpus in (None, "all") else parse_list(args.cpus)
+    from .topology import read
+    cpus = None if args.cpus in (None, "all") else _cpu_ids(args.cpus, read())
     return _probe(args, "c2c", lambda: probes.c2c_matrix(
         cpus, node=args.node, rounds=args.rounds, samples=args.samples, progress=_progress(args)))
 
@@ -306,23 +451,18 @@ def cmd_infer(args) -> int:
     ref, dims = _model(args)
     return _workload(args, "infer", lambda: run_infer(
         ref, layouts, mode=args.mode, duration=args.duration, warmup=args.warmup, dims=dims,
-        rate=args.rate, topology=topo, progress=_progress(args), **_rounds(args)), topo)
+        rate=args.rate, topology=topo, progress=_progress(args), force=args.force,
+        engines=[x.strip() for x in args.engines.split(",") if x.strip()],
+        precisions=[x.strip() for x in args.precision.split(",") if x.strip()],
+        allow_slow_precision=args.allow_slow_precision, **_rounds(args)), topo)
 
 
 def _rounds(args) -> dict:
-    """--rounds, --target-effect, --max-rounds, --max-noise and --min-effect, checked."""
-    if args.rounds < 1:
-        raise _BadInput(f"numaprobe: --rounds must be 1 or more, got {args.rounds}")
-    if args.target_effect is not None and not 0 < args.target_effect < 100:
-        raise _BadInput(f"numaprobe: --target-effect is a percentage between 0 and 100, got "
-                        f"{args.target_effect:g}")
+    """--rounds, --target-effect, --max-rounds, --max-noise and --min-effect (each checked by
+    its type), as run_infer takes them."""
     if args.max_rounds is not None and args.max_rounds < args.rounds:
         raise _BadInput(f"numaprobe: --max-rounds ({args.max_rounds}) is below --rounds "
                         f"({args.rounds})")
-    for name in ("max_noise", "min_effect"):
-        if not 0 <= getattr(args, name) < 100:
-            raise _BadInput(f"numaprobe: --{name.replace('_', '-')} is a percentage between 0 "
-                            f"and 100, got {getattr(args, name):g}")
     return {"rounds": args.rounds,
             "target_effect": args.target_effect / 100 if args.target_effect else None,
             "max_rounds": args.max_rounds or (4 * args.rounds if args.target_effect else None),
@@ -364,13 +504,20 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_show(args) -> int:
+    from . import results
+    _emit(args, results.load(args.file))
+    return 0
+
+
 def cmd_plot(args) -> int:
     from . import results
     from .report import plot_files
     doc = results.load(args.file)
-    paths = plot_files(doc, args.out)
+    paths = plot_files(doc, args.out, name=os.path.splitext(os.path.basename(args.file))[0])
     if not paths:
-        _say(f"numaprobe: a {doc['kind']} document has no figures")
+        raise _BadInput(f"numaprobe plot: {args.file} (kind {doc['kind']}) has no "
+                        "figures to draw")
     for p in paths:
         print(p)
     return 0
@@ -380,7 +527,7 @@ def cmd_report(args) -> int:
     from . import results
     from .report import html_report
     docs = [results.load(f) for f in args.files]
-    _say(f"wrote {html_report(docs, args.html, plots=not args.no_plots)}")
+    _say(f"wrote {html_report(docs, args.html, plots=not args.no_plots, names=args.files)}")
     return 0
 
 
@@ -402,40 +549,46 @@ def _probe_parser(sub, name, func, help, description):
 
 
 def _repeat_arg(sp) -> None:
-    sp.add_argument("--repeat", type=int, default=1, metavar="N",
+    sp.add_argument("--repeat", type=_whole(1, MAX_REPEAT), default=1, metavar="N",
                     help="run the whole measurement N times and pool them; each figure keeps "
                     "every run's median, and compare then resamples runs, so its verdict "
-                    "covers the drift between runs (use 3 or more)")
+                    f"covers the drift between runs (use 3 or more; at most {MAX_REPEAT})")
 
 
 def _node_args(sp) -> None:
-    sp.add_argument("--cpu-nodes", metavar="NODES", help="CPU nodes (default: all with usable CPUs)")
-    sp.add_argument("--mem-nodes", metavar="NODES", help="memory nodes (default: all usable, CPU-less ones too)")
+    sp.add_argument("--cpu-nodes", metavar="NODES", type=_NODES,
+                    help="CPU nodes, e.g. 0,1 (default: all with usable CPUs)")
+    sp.add_argument("--mem-nodes", metavar="NODES", type=_NODES,
+                    help="memory nodes, e.g. 0-3 (default: all usable, CPU-less ones too)")
 
 
 def _workload_args(sp) -> None:
-    sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv) or a "
-                    "model shipped in a package (magika); default: the built-in encoder")
+    sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv), a "
+                    "wheel holding a .onnx (x.whl, or x.whl#path/in/it.onnx) or an installed "
+                    "package that ships one (magika, rapidocr, package:NAME); default: the "
+                    "built-in encoder on 128 tokens")
     sp.add_argument("--dim", action="append", metavar="NAME=N",
                     help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
     from .stats import DEFAULT_ROUNDS
-    sp.add_argument("--duration", type=float, default=3.0, metavar="S",
+    sp.add_argument("--duration", type=_number(0, 3600, " s", above=True), default=3.0, metavar="S",
                     help="seconds measured per layout in each round (default 3)")
-    sp.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, metavar="N",
+    sp.add_argument("--rounds", type=_whole(1, 1000), default=DEFAULT_ROUNDS, metavar="N",
                     help="rounds, each with fresh workers, layouts interleaved in a rotated "
                     f"order; a verdict needs 3 or more (default {DEFAULT_ROUNDS}: what a 10 %% "
                     "change needs to be found 4 times in 5, by simulation)")
-    sp.add_argument("--target-effect", type=float, metavar="PCT",
+    sp.add_argument("--target-effect", type=_number(0, 99, " %", above=True), metavar="PCT",
                     help="keep adding rounds (up to --max-rounds) until every comparison with "
-                    "the first layout could detect a change this large")
-    sp.add_argument("--max-rounds", type=int, metavar="N",
+                    "the first layout could detect a change this large (default: off, "
+                    "--rounds rounds)")
+    sp.add_argument("--max-rounds", type=_whole(1, 4000), metavar="N",
                     help="the most rounds --target-effect may run (default 4 x --rounds)")
-    sp.add_argument("--max-noise", type=float, default=5.0, metavar="PCT",
+    sp.add_argument("--max-noise", type=_PCT, default=5.0, metavar="PCT",
                     help="a layout whose worst round saw more foreign or stolen CPU time than "
                     "this gets 'noisy: rerun' instead of a verdict (default 5 %%)")
-    sp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
+    sp.add_argument("--min-effect", type=_PCT, default=2.0, metavar="PCT",
                     help="smallest change called faster or slower (default 2 %%)")
-    sp.add_argument("--warmup", type=int, default=5, help="inferences before measuring")
+    sp.add_argument("--warmup", type=_whole(0, 100_000), default=5, metavar="N",
+                    help="inferences each instance runs before measuring (default 5)")
 
 
 def _add_topology(sub) -> None:
@@ -454,7 +607,7 @@ def _add_clock(sub) -> None:
                        description="Calibrate the CPU's counter twice, independently, and "
                        "report its frequency, read overhead and resolution.")
     _output_args(c)
-    c.add_argument("--window", type=float, default=100.0, metavar="MS",
+    c.add_argument("--window", type=_number(1, 60_000, " ms"), default=100.0, metavar="MS",
                    help="calibration window in milliseconds (default 100)")
     c.set_defaults(func=cmd_clock, command_name="clock")
 
@@ -462,14 +615,23 @@ def _add_clock(sub) -> None:
 def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run a command bound to CPUs and memory nodes (like numactl)",
                        description="Run CMD with its CPUs and memory policy set, like numactl. "
-                       "Lists take numactl's syntax: 0-3,8 or all.",
+                       "Lists take numactl's syntax: 0-3,8 or all. CPUs may also be given in "
+                       "likwid's thread domains: S0:0-3 (the first four CPUs of socket 0, "
+                       "physical cores before their SMT siblings), N:0-7 (the whole machine), "
+                       "M1:0-1 (NUMA domain 1), C0:0-3 (last-level cache group 0), D0:0-1 "
+                       "(die 0), several joined by @.",
                        usage="numaprobe run [-C CPUS | -N NODES] [-m NODES | -i NODES | "
                              "-p NODE] -- CMD [ARGS...]")
-    r.add_argument("-C", "--physcpubind", "--cpus", metavar="CPUS", help="run on these CPUs")
-    r.add_argument("-N", "--cpunodebind", metavar="NODES", help="run on the CPUs of these nodes")
-    r.add_argument("-m", "--membind", metavar="NODES", help="allocate only on these nodes")
-    r.add_argument("-i", "--interleave", metavar="NODES", help="interleave pages over these nodes")
-    r.add_argument("-p", "--preferred", metavar="NODE", help="prefer this node, fall back when full")
+    r.add_argument("-C", "--physcpubind", "--cpus", metavar="CPUS", type=_CPUS,
+                   help="run on these CPUs: 0-3,8, all, or likwid's S0:0-3 (see above)")
+    r.add_argument("-N", "--cpunodebind", metavar="NODES", type=_NODES,
+                   help="run on the CPUs of these nodes")
+    r.add_argument("-m", "--membind", metavar="NODES", type=_NODES,
+                   help="allocate only on these nodes")
+    r.add_argument("-i", "--interleave", metavar="NODES", type=_NODES,
+                   help="interleave pages over these nodes")
+    r.add_argument("-p", "--preferred", metavar="NODE", type=_NODES,
+                   help="prefer this node, fall back when full")
     r.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     r.set_defaults(func=cmd_run)
 
@@ -483,9 +645,16 @@ def _add_latency(sub) -> None:
                     help="latency versus working-set size and the cache levels it reveals")
     lt.add_argument("--size", type=_bytes, help="bytes in the chain (sweep: the largest); "
                     "default 8 x the last-level cache, at least 256M")
-    lt.add_argument("--page", default="auto", choices=("auto", "4k", "2m", "1g"))
-    lt.add_argument("--chain", default="tlb-local", choices=("tlb-local", "random"))
-    lt.add_argument("--samples", type=int, default=5)
+    lt.add_argument("--page", default="auto", choices=("auto", "4k", "2m", "1g"),
+                    help="page size of the chain's memory: auto takes 2 MiB pages where "
+                    "reserved or transparent huge pages allow, so TLB misses stay out of the "
+                    "figure")
+    lt.add_argument("--chain", default="tlb-local", choices=("tlb-local", "random"),
+                    help="tlb-local visits the lines of a group of pages within the "
+                    "first-level TLB's reach in random order before moving on, so page walks "
+                    "stay out of the figure; random may cross pages on every load")
+    lt.add_argument("--samples", type=_whole(1, 10_000), default=5, metavar="N",
+                    help="timed passes per cell; the figure is their median")
     _repeat_arg(lt)
 
 
@@ -494,11 +663,17 @@ def _add_bandwidth(sub) -> None:
     bw = _probe_parser(sub, "bandwidth", cmd_bandwidth, "memory bandwidth: CPU node x memory node",
                        "Read, write, copy and triad kernels on every usable CPU of a node; GB/s.")
     _node_args(bw)
-    bw.add_argument("--kernel", default="read", choices=tuple(KERNELS))
-    bw.add_argument("--threads", type=int, help="threads per CPU node (default: all usable CPUs)")
-    bw.add_argument("--isa", default="auto", choices=("auto", "scalar", "avx2", "avx512"))
-    bw.add_argument("--size", type=_bytes, help="bytes per array per thread")
-    bw.add_argument("--reps", type=int, default=10, help="repetitions (samples)")
+    bw.add_argument("--kernel", default="read", choices=tuple(KERNELS),
+                    help="what each thread does with its arrays (README: reading the output)")
+    bw.add_argument("--threads", type=_whole(1, MAX_ID), metavar="N",
+                    help="threads per CPU node (default: all usable CPUs)")
+    bw.add_argument("--isa", default="auto", choices=("auto", "scalar", "avx2", "avx512"),
+                    help="vector width of the kernels: auto takes the widest this CPU runs")
+    bw.add_argument("--size", type=_bytes, help="bytes per array per thread "
+                    "(default: 4 x the last-level cache, at least 256M, shared by the threads; "
+                    "at least 16M each)")
+    bw.add_argument("--reps", type=_whole(1, 10_000), default=10, metavar="N",
+                    help="timed repetitions (samples) per cell")
     bw.add_argument("--threads-sweep", action="store_true",
                     help="1, 2, ... all CPUs of the (first) CPU node: where bandwidth stops rising")
     bw.add_argument("--peak", action="store_true",
@@ -513,27 +688,33 @@ def _add_loaded(sub) -> None:
                        "traffic at several injection delays: the latency-bandwidth curve.")
     _node_args(ll)
     ll.add_argument("--size", type=_bytes, help="bytes in the chain")
-    ll.add_argument("--samples", type=int, default=2, help="latency samples per delay")
+    ll.add_argument("--samples", type=_whole(1, 10_000), default=2, metavar="N",
+                    help="latency samples per delay")
     _repeat_arg(ll)
 
 
 def _add_c2c(sub) -> None:
     cc = _probe_parser(sub, "c2c", cmd_c2c, "core-to-core latency matrix",
                        "A cache line passed between two pinned CPUs (compare-and-swap); ns one way.")
-    cc.add_argument("--cpus", help="CPUs to pair (default: all usable)")
-    cc.add_argument("--node", type=int, help="memory node holding the line (default: the first CPU's)")
-    cc.add_argument("--rounds", type=int, default=20000)
-    cc.add_argument("--samples", type=int, default=5)
+    cc.add_argument("--cpus", type=_CPUS, help="CPUs to pair, e.g. 0-7 or likwid's S0:0-3 "
+                    "(default: all usable)")
+    cc.add_argument("--node", type=_whole(0, MAX_ID - 1), metavar="NODE",
+                    help="memory node holding the line (default: the first CPU's)")
+    cc.add_argument("--rounds", type=_whole(1, 100_000_000), default=20000, metavar="N",
+                    help="round trips of the line per sample")
+    cc.add_argument("--samples", type=_whole(1, 10_000), default=5, metavar="N",
+                    help="timed samples per pair; the figure is their median")
     _repeat_arg(cc)
 
 
 def _add_infer(sub) -> None:
     inf = _probe_parser(sub, "infer", cmd_infer, "run a model under layouts and compare them",
-                        "Run an ONNX Runtime model under layouts (processes x threads x CPUs x "
-                        "memory node): throughput and latency percentiles with intervals, the "
-                        "reasons, and each layout against the first.")
+                        "Run an ONNX model under layouts (processes x threads x CPUs x memory "
+                        "node), engines and precisions: throughput and latency percentiles with "
+                        "intervals, the settings each engine resolved, the accuracy of every "
+                        "precision against f32, the reasons, and each layout against the first.")
     _workload_args(inf)
-    inf.add_argument("--layouts", help="comma-separated: naive, one-per-node, "
+    inf.add_argument("--layouts", type=_text("layout names"), help="comma-separated: naive, one-per-node, "
                      "cores-per-instance=K, remote-memory, interleave, NxT (default: naive,"
                      "one-per-node,cores-per-instance=1)")
     inf.add_argument("--instances", action="append", metavar="SPEC",
@@ -541,10 +722,23 @@ def _add_infer(sub) -> None:
     inf.add_argument("--mode", default="closed", choices=("closed", "single", "poisson"),
                      help="closed: back to back (throughput); single: one instance at a time "
                      "(latency); poisson: open loop at --rate")
-    inf.add_argument("--rate", type=float, help="target inferences per second (poisson)")
-    inf.add_argument("--no-spin", action="store_true", help="ONNX Runtime threads sleep when idle")
+    inf.add_argument("--rate", type=_number(0, 1e7, " per s", above=True), metavar="PER_S",
+                     help="target inferences per second (poisson; needed there)")
+    from .workload.engines import ENGINES, PRECISIONS
+    inf.add_argument("--engines", type=_text("engine names"), default="ort",
+                     help=f"comma-separated, each layout runs under each: {', '.join(ENGINES)} "
+                     "(openvino: pip install 'numaprobe[openvino]')")
+    inf.add_argument("--precision", type=_text("precisions"), default="f32",
+                     help=f"comma-separated, each layout runs under each: {', '.join(PRECISIONS)}"
+                     " (bf16, f16: openvino only; measured against f32)")
+    inf.add_argument("--allow-slow-precision", action="store_true",
+                     help="run a precision this CPU has no units for (bf16 without AMX-BF16 or "
+                     "AVX512-BF16): the engine runs it in f32 or emulates it")
+    inf.add_argument("--no-spin", action="store_true",
+                     help="ONNX Runtime's threads sleep when idle (OpenVINO has no such setting)")
     inf.add_argument("--force", action="store_true",
-                     help="run overlapping or oversubscribed layouts anyway")
+                     help="run overlapping, oversubscribed or too-large-for-the-node layouts "
+                     "anyway")
 
 
 def _add_sweep(sub) -> None:
@@ -553,7 +747,8 @@ def _add_sweep(sub) -> None:
                        "Run instances x threads over the usable CPUs; the throughput curve, "
                        "where it stops rising, the best layout for throughput and for latency.")
     _workload_args(sw)
-    sw.add_argument("--p99-max", type=float, metavar="MS", help="latency bound for 'best for latency'")
+    sw.add_argument("--p99-max", type=_number(0, 1e7, " ms", above=True), metavar="MS",
+                    help="latency bound for 'best for latency' (default: none)")
 
 
 def _add_compare(sub) -> None:
@@ -562,9 +757,9 @@ def _add_compare(sub) -> None:
                          "first, matched figure by figure, with the ratio's interval over runs "
                          "and a verdict (faster, slower, no significant change).")
     cmp.add_argument("files", nargs="+", metavar="RESULT.json")
-    cmp.add_argument("--min-effect", type=float, default=2.0, metavar="PCT",
+    cmp.add_argument("--min-effect", type=_PCT, default=2.0, metavar="PCT",
                      help="smallest change called faster or slower (default 2 %%)")
-    cmp.add_argument("--max-noise", type=float, default=5.0, metavar="PCT",
+    cmp.add_argument("--max-noise", type=_NOISE_PCT, default=5.0, metavar="PCT",
                      help="a figure whose window saw more foreign or stolen CPU time than this "
                      "gets 'noisy: rerun' instead of a verdict (default 5 %%)")
     cmp.add_argument("--strict", action="store_true",
@@ -574,10 +769,21 @@ def _add_compare(sub) -> None:
     cmp.set_defaults(func=cmd_compare, command_name="compare")
 
 
+def _add_show(sub) -> None:
+    sh = sub.add_parser("show", help="a saved result document as text, CSV or JSON",
+                        description="Print a saved result document as the command that made "
+                        "it did (its table and warnings), or as CSV or JSON, without "
+                        "measuring again.")
+    sh.add_argument("file", metavar="RESULT.json")
+    _output_args(sh)
+    sh.set_defaults(func=cmd_show, command_name="show")
+
+
 def _add_plot(sub) -> None:
     pl = sub.add_parser("plot", help="draw a result document's figures (PNG and SVG)",
-                        description="Write <kind>-<figure>.png and .svg for a result document "
-                        "(needs matplotlib: pip install 'numaprobe[plot]').")
+                        description="Write <file>-<kind>-<figure>.png and .svg for a result "
+                        "document (file: RESULT.json's name without .json; needs matplotlib: "
+                        "pip install 'numaprobe[plot]').")
     pl.add_argument("file", metavar="RESULT.json")
     pl.add_argument("--out", default=".", metavar="DIR", help="folder for the figures (default: .)")
     pl.set_defaults(func=cmd_plot, command_name="plot")
@@ -588,14 +794,14 @@ def _add_report(sub) -> None:
                         description="Tables, warnings, the machine and figures of result "
                         "documents in one HTML file that opens without a network.")
     rp.add_argument("files", nargs="+", metavar="RESULT.json")
-    rp.add_argument("--html", required=True, metavar="FILE")
+    rp.add_argument("--html", required=True, metavar="FILE", help="the page to write")
     rp.add_argument("--no-plots", action="store_true", help="tables only (needs no matplotlib)")
     rp.set_defaults(func=cmd_report, command_name="report")
 
 
 # The subcommands in the order --help lists them: each adds its parser and its dispatch entry.
 SUBCOMMANDS = (_add_topology, _add_clock, _add_run, _add_latency, _add_bandwidth, _add_loaded,
-               _add_c2c, _add_infer, _add_compare, _add_plot, _add_report, _add_sweep)
+               _add_c2c, _add_infer, _add_sweep, _add_compare, _add_show, _add_plot, _add_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -632,7 +838,8 @@ def _stop(signum, frame):
 
 
 # Optional dependencies and the extra that brings each (pyproject.toml).
-_EXTRAS = {"onnxruntime": "infer", "onnx": "infer", "matplotlib": "plot", "magika": "models"}
+_EXTRAS = {"onnxruntime": "infer", "onnx": "infer", "openvino": "openvino", "matplotlib": "plot",
+           "magika": "models"}
 
 
 def main(argv=None) -> int:
@@ -660,6 +867,9 @@ def main(argv=None) -> int:
              f"pip install 'numaprobe[{extra}]'")
     except OSError as e:
         _say(f"numaprobe: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
+        return 1
+    except _WriteFailed as e:
+        _say(str(e))
         return 1
     except KeyboardInterrupt:
         _say("numaprobe: interrupted")

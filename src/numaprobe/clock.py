@@ -119,25 +119,31 @@ def ticks() -> int:
 _INVARIANT = {True: "invariant", False: "NOT invariant", None: "invariance unknown"}
 
 
+def _within(fraction: float) -> str:
+    """How far two calibrations are apart, as a percentage; below what 4 decimals show, "<"."""
+    return "< 0.0001 %" if 100 * fraction < 0.00005 else f"{100 * fraction:.4f} %"
+
+
 def summary_line(r: dict) -> str:
     """The clock in one line (the quick check's text and HTML)."""
-    return (f"clock: {r['kind']} {r['hz'] / 1e6:.1f} MHz, read {r['overhead_ns']:.1f} ns, "
-            f"calibrations agree within {100 * r['agreement']:.4f} %")
+    return (f"clock: {r['kind']} {r['hz'] / 1e6:.1f} MHz, one serialised read costs "
+            f"{r['overhead_ns']:.1f} ns, calibrations differ by {_within(r['agreement'])}")
 
 
 def _text(r: dict) -> str:
     lines = [f"clock: {r['kind']} ({_INVARIANT[r['invariant']]}), {r['hz'] / 1e6:.3f} MHz",
-             f"  calibrations: {r['ticks_per_ns'] * 1e3:.4f} ticks/us (CLOCK_MONOTONIC_RAW), "
-             f"{r['check_ticks_per_ns'] * 1e3:.4f} ticks/us (CLOCK_MONOTONIC): "
-             f"agree within {100 * r['agreement']:.4f} %"]
+             f"  calibrations: {r['ticks_per_ns'] * 1e3:.4f} ticks/us against "
+             f"CLOCK_MONOTONIC_RAW, {r['check_ticks_per_ns'] * 1e3:.4f} against",
+             f"  CLOCK_MONOTONIC; they differ by {_within(r['agreement'])}"]
     if r["declared_hz"]:
         lines.append(f"  declared by the CPU/hypervisor: {r['declared_hz'] / 1e6:.3f} MHz "
                      f"(measured differs by {100 * r['declared_agreement']:.3f} %)")
     else:
         lines.append("  declared frequency: none (no CPUID 0x15 or hypervisor timing leaf)")
-    lines.append(f"  read overhead: {r['overhead_ticks']:.0f} ticks = {r['overhead_ns']:.1f} ns "
-                 f"(median {r['overhead_median_ticks']:.0f} ticks); resolution "
-                 f"{r['resolution_ticks']} ticks = {r['resolution_ns']:.2f} ns")
+    lines.append(f"  overhead of one serialised read: {r['overhead_ticks']:.0f} ticks = "
+                 f"{r['overhead_ns']:.1f} ns "
+                 f"(median {r['overhead_median_ticks']:.0f} ticks)")
+    lines.append(f"  resolution: {r['resolution_ticks']} ticks = {r['resolution_ns']:.2f} ns")
     return "\n".join(lines)
 
 
@@ -145,10 +151,10 @@ def _html(r: dict) -> str:
     from .report import html as H
     inv = _INVARIANT[r.get("invariant")]
     pairs = [("counter", f"{r['kind']} ({inv}), {r['hz'] / 1e6:.3f} MHz"),
-             ("calibrations agree within", f"{100 * r['agreement']:.4f} %"),
+             ("calibrations differ by", _within(r["agreement"])),
              ("declared frequency", f"{r['declared_hz'] / 1e6:.3f} MHz" if r.get("declared_hz")
               else "none (no CPUID 0x15 or hypervisor timing leaf)"),
-             ("read overhead", f"{r['overhead_ns']:.1f} ns"),
+             ("overhead of one serialised read", f"{r['overhead_ns']:.1f} ns"),
              ("resolution", f"{r['resolution_ns']:.2f} ns")]
     return H.kv(pairs)
 

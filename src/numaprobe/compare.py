@@ -36,7 +36,7 @@ def figures(doc: dict) -> dict[str, Figure]:
     kind = kinds.get(doc["kind"])
     out = kind.figures(doc) if kind.figures else []
     if not out:
-        raise UsageError(f"a {doc['kind']} document has no measured figures to compare")
+        raise UsageError(f"a document of kind {doc['kind']} has no measured figures to compare")
     return {f.name: f for f in out}
 
 
@@ -44,7 +44,7 @@ def _need_runs(kind: str) -> str:
     if kind in ("infer", "sweep"):
         return f"run both with --rounds {stats.MIN_ROUNDS} or more (default {stats.DEFAULT_ROUNDS})"
     if kind in ("clock", "quick"):
-        return (f"a {kind} document holds one run: compare a probe run with --repeat "
+        return (f"a document of kind {kind} holds one run: compare a probe run with --repeat "
                 f"{MIN_RUNS} or more instead")
     return f"measure both with --repeat {MIN_RUNS} or more"
 
@@ -136,13 +136,18 @@ def table(result: dict) -> str:
     lines = []
     for c in result["comparisons"]:
         lines.append(f"{c['b']} against {c['a']} ({result['kind']})")
-        lines.append(f"{'figure':<34}{'A':>10}{'B':>10}{'change':>9}  {'ratio [95% CI]':<21}verdict")
+        lines.append(f"{'figure':<28}{'unit':>6}{'A':>10}{'B':>10}{'change':>9}  "
+                     f"{'ratio [95% CI]':<21}verdict")
         for f in c["figures"]:
             ci = f"[{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f["ci"] else ""
             star = "*" if f.get("family") == "secondary" else ""
             change = f"{f['change_pct']:+8.1f}%" if f["ratio"] is not None else f"{'-':>9}"
             ratio = f"{f['ratio']:.3f}" if f["ratio"] is not None else "  -  "
-            lines.append(f"{(f['figure'] + star)[:33]:<34}{f['a']:10.4g}{f['b']:10.4g}"
+            name = f["figure"] + star
+            if len(name) > 27:  # a long name gets its own line rather than being cut
+                lines.append(name)
+                name = ""
+            lines.append(f"{name:<28}{f['unit'][:6]:>6}{f['a']:10.4g}{f['b']:10.4g}"
                          f"{change}  {ratio} {ci:<15}{f['verdict']}")
             if f.get("detail") and f["verdict"] != stats.NOT_ESTABLISHED:
                 lines += textwrap.wrap(f["detail"], 79, initial_indent="    ",
@@ -166,17 +171,92 @@ def _html(r: dict) -> str:
     from .report import html as H
     out = []
     for c in r.get("comparisons") or []:
-        rows = [[f["figure"], f"{f['a']:.4g}", f"{f['b']:.4g}",
+        rows = [[f["figure"], f"{f['a']:.4g} {f['unit']}", f"{f['b']:.4g} {f['unit']}",
                  f"{f['change_pct']:+.1f}%" if f["ratio"] is not None else "-",
                  (f"{f['ratio']:.3f}" if f["ratio"] is not None else "-")
                  + (f" [{f['ci'][0]:.3f},{f['ci'][1]:.3f}]" if f.get("ci") else ""),
                  ("raw", H.e(f["verdict"]) + (f"<span class=sub>{H.e(f['detail'])}</span>"
                                              if f.get("detail") else ""))]
                 for f in c.get("figures") or []]
-        out.append(H.table(["figure", "A", "B", "change", "ratio [95% CI]", "verdict"], rows,
+        out.append(H.table(["figure", f"A: {c['a']}", f"B: {c['b']}", "change B/A",
+                            "ratio [95 % CI]", "verdict"], rows,
                           caption=f"{c['b']} against {c['a']} ({r.get('kind', '?')})"))
     return "\n".join(out) or "<p class=muted>nothing compared</p>"
 
 
+# the forest plot's ratio axis is ticked at whichever of these fall inside it
+_RATIO_TICKS = (0.01, 0.1, 0.2, 0.5, 0.67, 0.8, 0.9, 0.95, 0.98, 1.0, 1.02, 1.05, 1.1, 1.2, 1.5,
+                2.0, 5.0, 10.0, 100.0)
+# the verdict's colour in the forest plot: green better, red worse, grey no verdict
+_VERDICT_COLOURS = {"faster": "#1d6f2a", "slower": "#b02a1a", stats.NO_CHANGE: "0.3",
+                    stats.NOISY: "#c77c00", stats.NOT_ESTABLISHED: "0.55"}
+
+
+def _plot_forest(doc: dict):
+    """A forest plot: one row per compared figure, its ratio B / A with the 95 % interval over
+    runs, a line at 1 (no change), a band for changes under --min-effect, and the verdict as
+    colour and words at the right; a ratio without an interval is drawn hollow."""
+    from .report import plots as P
+    r = doc["result"]
+    comps = r.get("comparisons") or []
+    several = len(comps) > 1
+    rows = [((f"{c['b']}: " if several else "") + f["figure"]
+             + ("*" if f.get("family") == "secondary" else ""), f)
+            for c in comps for f in c.get("figures") or []]
+    if not rows:
+        return None
+    fig = P.figure(10.0, min(2.6 + 0.34 * len(rows), 40.0))
+    ax = fig.add_subplot()
+    spread = [np.log1p(r.get("min_effect") or MIN_EFFECT) * 2]
+    right = []
+    for i, (_, f) in enumerate(rows):
+        col = _VERDICT_COLOURS.get(f["verdict"], "0.3")
+        ratio, ci = f.get("ratio"), f.get("ci")
+        if ci:
+            ax.plot(ci, [i, i], color=col, linewidth=2.4, solid_capstyle="butt")
+            spread += [abs(np.log(x)) for x in ci if x > 0]
+        if ratio:
+            ax.plot([ratio], [i], "o", color=col, markersize=7, markeredgewidth=1.5,
+                    markerfacecolor=col if ci else "white")
+            spread.append(abs(np.log(ratio)))
+        right.append(((f"{ratio:.3f}" if ratio else "-")
+                      + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + f"  {f['verdict']}",
+                      col))
+    me = r.get("min_effect") or MIN_EFFECT
+    ax.axvspan(1 / (1 + me), 1 + me, color="0.93", zorder=0, linewidth=0)
+    ax.axvline(1.0, color="black", linewidth=1.0, zorder=1)
+    ax.set_xscale("log")
+    span = float(np.exp(max(spread) * 1.15))
+    ax.set_xlim(1 / span, span)
+    from matplotlib.ticker import NullLocator
+    ticks = [1.0]  # then the farthest first, none closer to another than a 7th of the axis
+    for t in sorted(_RATIO_TICKS, key=lambda t: -abs(np.log(t))):
+        if 1 / span <= t <= span and all(abs(np.log(t / u)) >= 2 * np.log(span) / 7
+                                         for u in ticks):
+            ticks.append(t)
+    ticks.sort()
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(True, axis="y", color="0.94", linewidth=0.8)
+    ax.set_xlabel("B / A (log scale): right of 1, B is higher")
+    twin = ax.twinx()
+    twin.set_ylim(ax.get_ylim())
+    twin.set_yticks(range(len(rows)), [text for text, _ in right])
+    twin.tick_params(axis="y", length=0)
+    for label, (_, col) in zip(twin.get_yticklabels(), right):
+        label.set_color(col)
+    against = ", ".join(f"{c['b']} against {c['a']}" for c in comps)
+    P.titles(fig, ax, f"comparison ({r.get('kind', '?')}): {against}", doc,
+             f"dots: ratio; bars: 95 % interval over runs (hollow: no interval)\n"
+             f"grey band: changes under --min-effect {100 * me:g} %"
+             + ("; *: secondary figure (latency percentile)"
+                if any(lab.endswith("*") for lab, _ in rows) else ""))
+    return fig
+
+
 register(Kind("compare", "comparison", text=lambda doc: table(doc["result"]),
-              html=lambda doc: _html(doc["result"]), rows=lambda doc: _rows(doc["result"])))
+              html=lambda doc: _html(doc["result"]), rows=lambda doc: _rows(doc["result"]),
+              plots=lambda doc: [("forest", lambda: _plot_forest(doc))]))

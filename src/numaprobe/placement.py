@@ -1,12 +1,14 @@
 """Where things run and where their memory lives: pinning, memory policies, node-local
 allocation, page placement asked from the kernel, migration.
 
-    >>> with numaprobe.bound(cpus=[2, 3], nodes=[1]):     # this thread: CPUs 2-3, memory node 1
+    >>> node = numaprobe.read_topology().usable_mems[0]
+    >>> with numaprobe.bound(cpus=[0], nodes=[node]):      # this thread: CPU 0, memory on node
     ...     ...
-    >>> mem = numaprobe.alloc(1 << 30, node=1)            # 1 GiB bound to node 1, touched
-    >>> a = numpy.frombuffer(mem, dtype=numpy.float64)    # a view, no copy
-    >>> mem.pages()                                       # where every page is, per the kernel
-    Pages(262144 pages of 4 KiB: node 1 100%; 2 MiB pages: 100%)
+    >>> with numaprobe.alloc(1 << 26, node=node) as mem:   # 64 MiB bound to node, touched
+    ...     a = numpy.frombuffer(mem, dtype=numpy.float64) # a view, no copy
+    ...     print(mem.pages())                             # where every page is, per the kernel
+    ...     del a                                          # views go before close()
+    16384 pages of 4 KiB: node 0 100%; in 2 MiB pages: 100%
 
 Every request is checked against the topology and this process's allowed sets before a system
 call is made: a bad CPU or node is a ValueError that lists the valid ones, too little memory a
@@ -23,18 +25,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import operator
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 
 from .errors import UsageError, NotEnoughMemory
 from . import _core, system
 from .topology import (Topology, current, default_root, forget, format_list, human_bytes,
-                       memory_now)
+                       memory_now, parse_list)
 
 __all__ = [
     "pin", "pinned", "membind", "bound", "alloc", "Memory", "Pages", "where", "migrate",
-    "run_bound", "check_cpus", "check_nodes", "POLICIES", "PAGE_SIZES",
+    "run_bound", "check_cpus", "check_nodes", "likwid_cpus", "POLICIES", "PAGE_SIZES",
 ]
 
 POLICIES = {"bind": _core.POLICY_BIND, "preferred": _core.POLICY_PREFERRED,
@@ -89,6 +93,63 @@ def _checked(valid, values, topology: Topology | None, **kw):
         return valid(values, current(refresh=True), **kw)
 
 
+# likwid's thread domains: the letter, what it names, and the CPUs of domain k.
+_DOMAINS = {
+    "N": ("the node (the whole machine)", lambda t, k: t.online_cpus if k == 0 else ()),
+    "S": ("socket", lambda t, k: tuple(c.id for c in t.cpus if c.online and c.package == k)),
+    "D": ("die", lambda t, k: _dies(t)[k] if k < len(_dies(t)) else ()),
+    "M": ("NUMA memory domain", lambda t, k: tuple(c for c in t.cpus_of(k) if c in
+                                                   t.online_cpus) if k in t.node_ids else ()),
+    "C": ("last-level cache group", lambda t, k: _llc_groups(t)[k]
+          if k < len(_llc_groups(t)) else ()),
+}
+
+
+def _dies(topo: Topology) -> list[tuple[int, ...]]:
+    keys = sorted({(c.package, c.die) for c in topo.cpus if c.online})
+    return [tuple(c.id for c in topo.cpus if c.online and (c.package, c.die) == k) for k in keys]
+
+
+def _llc_groups(topo: Topology) -> list[tuple[int, ...]]:
+    top = max((c.level for c in topo.caches), default=None)
+    return sorted({c.cpus for c in topo.caches if c.level == top}) if top else [topo.online_cpus]
+
+
+def likwid_cpus(text: str, topology: Topology | None = None) -> tuple[int, ...]:
+    """CPUs from likwid's thread-domain syntax: ``S0:0-3`` is the first four CPUs of socket 0,
+    counted as likwid does, physical cores first and their SMT siblings after (so on a 2-way
+    SMT machine S0:0-3 are four distinct cores); domains N (the whole machine), S<k>
+    (socket), D<k> (die), M<k> (NUMA domain), C<k> (last-level cache group); several joined
+    by ``@`` (``S0:0-1@S1:0-1``). likwid's expression and scatter forms (E:, :scatter) are
+    refused with what is accepted."""
+    topo = current(topology)
+    out: list[int] = []
+    for part in text.strip().split("@"):
+        m = re.fullmatch(r"([NSDMC])(\d*):([\d,\-:]+)", part.strip())
+        if not m or (m.group(1) != "N" and not m.group(2)):
+            raise UsageError(
+                f"cannot read {part!r} as a likwid thread domain: use DOMAIN:INDICES such as "
+                "N:0-7, S0:0-3, M1:0-1, C0:0-3 or D0:0-1, several joined by @")
+        letter, k = m.group(1), int(m.group(2) or 0)
+        what, cpus_of = _DOMAINS[letter]
+        members = cpus_of(topo, k)
+        if not members:
+            raise UsageError(f"{part!r}: there is no {what} {letter}{m.group(2)} with online "
+                             "CPUs on this machine")
+        # likwid's order: the first thread of every core, then the second of every core, ...
+        cores: dict[tuple, list[int]] = {}
+        for c in sorted(members):
+            cores.setdefault(topo.cpu(c).siblings, []).append(c)
+        ordered = [t[i] for i in range(max(map(len, cores.values())))
+                   for t in cores.values() if i < len(t)]
+        for i in parse_list(m.group(3)):
+            if i >= len(ordered):
+                raise UsageError(f"{part!r}: {letter}{m.group(2)} has {len(ordered)} CPUs "
+                                 f"(indices 0-{len(ordered) - 1}), not index {i}")
+            out.append(ordered[i])
+    return tuple(dict.fromkeys(out))
+
+
 def _valid_cpus(cpus, topo: Topology) -> tuple[int, ...]:
     cpus = tuple(sorted(set(_as_ints(cpus, "CPU"))))
     if not cpus:
@@ -128,15 +189,26 @@ def _valid_nodes(nodes, topo: Topology, *, need: str = "memory") -> tuple[int, .
 
 
 def _as_ints(values, what: str) -> list[int]:
-    if isinstance(values, int):
+    """CPU or node ids from what a caller may hand over: an int (numpy's too), an iterable of
+    them, or a list in the kernel's syntax ("0-3,8"). A float, a bool or anything else is
+    refused rather than rounded or read character by character."""
+    if isinstance(values, str):
+        return list(parse_list(values))
+    if not isinstance(values, bool) and hasattr(values, "__index__"):
         values = [values]
+    try:
+        values = list(values)
+    except TypeError:
+        raise UsageError(f"{what} ids are whole numbers, a list of them or a list like "
+                         f"'0-3,8', got {values!r}") from None
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            try:
-                v = int(v)
-            except (TypeError, ValueError):
-                raise UsageError(f"{what} ids are whole numbers, got {v!r}") from None
+        if isinstance(v, bool):
+            raise UsageError(f"{what} ids are whole numbers, got {v!r} (a bool)")
+        try:
+            v = operator.index(v)
+        except TypeError:
+            raise UsageError(f"{what} ids are whole numbers, got {v!r}") from None
         if v < 0:
             raise UsageError(f"{what} ids are not negative, got {v}")
         out.append(v)
@@ -313,8 +385,18 @@ class Memory(_core.Region):
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, error, tb):
+        """Closes the memory. While an exception is on its way out, a view that still exists
+        (numpy's, often made by that exception's frame) must not hide it: the memory then stays
+        mapped until the last view goes, and the exception says so in a note."""
+        if error is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except BufferError as e:
+            error.add_note(f"numaprobe: the memory of this with-block stays mapped until its "
+                           f"last view is gone ({e})")
 
     def __repr__(self):
         state = "closed" if self.closed else f"{human_bytes(self.nbytes)} at {self.address:#x}"
@@ -370,10 +452,15 @@ def alloc(nbytes: int, node=None, *, nodes=None, policy: str = "bind", page: str
 
 
 def _check_size(nbytes) -> int:
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, float)) or \
-            (isinstance(nbytes, float) and not nbytes.is_integer()):
-        raise UsageError(f"size must be a whole number of bytes, got {nbytes!r}")
-    nbytes = int(nbytes)
+    """A whole number of bytes (numpy integers too; a float only when it is whole)."""
+    if isinstance(nbytes, float) and nbytes.is_integer():
+        nbytes = int(nbytes)
+    try:
+        if isinstance(nbytes, bool):
+            raise TypeError
+        nbytes = operator.index(nbytes)
+    except TypeError:
+        raise UsageError(f"size must be a whole number of bytes, got {nbytes!r}") from None
     if nbytes <= 0:
         raise UsageError(f"size must be a positive number of bytes, got {nbytes}")
     return nbytes

@@ -9,7 +9,7 @@ import time
 
 __all__ = ["Progress", "PLAIN_EVERY_S"]
 
-PLAIN_EVERY_S = 10.0  # seconds between two plain lines (stderr not a terminal)
+PLAIN_EVERY_S = 5.0  # seconds between two plain lines (stderr not a terminal)
 WIDTH = 79
 
 

@@ -17,6 +17,7 @@ import datetime
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 from importlib import metadata
@@ -67,7 +68,8 @@ def fingerprint(topo: Topology, clock: dict | None = None) -> dict:
         "governors": list(s.governors), "clocksource": s.clocksource,
         "clock": ({"kind": clock["kind"], "hz": clock["hz"]} if clock else None),
         "versions": {"numaprobe": __version__, "python": platform.python_version(),
-                     "numpy": _version("numpy"), "onnxruntime": _version("onnxruntime")},
+                     "numpy": _version("numpy"), "onnxruntime": _version("onnxruntime"),
+                     "openvino": _version("openvino")},
         "hostname": platform.node(),
     }
 
@@ -137,14 +139,30 @@ def load(path: str | os.PathLike) -> dict:
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not a text file, so not a result document") from None
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except ValueError as e:
         raise UsageError(f"{path} is not JSON: {e}") from None
+    except RecursionError:
+        raise UsageError(f"{path} nests lists or objects too deeply to be a result "
+                         "document") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise UsageError(f"{path} is not a numaprobe result document (no \"schema\": \"{SCHEMA}\")")
     doc = upgrade(doc, str(path))
     validate(doc, str(path))
     return doc
+
+
+def _not_a_number(word: str):
+    """NaN and Infinity are not JSON (RFC 8259), and numaprobe never writes them."""
+    raise ValueError(f"{word} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused where it overflows to infinity (1e999)."""
+    x = float(text)
+    if not math.isfinite(x):
+        raise ValueError(f"the number {text[:40]} is too large")
+    return x
 
 
 def upgrade(doc: dict, name: str = "the document") -> dict:
@@ -166,22 +184,39 @@ _validator = None
 
 
 def validate(doc: dict, name: str = "the document") -> None:
-    """Checks the document against the shipped schema and its kind against the registry."""
+    """Checks the document against the shipped schema and its kind against the registry, then
+    that its kind can show it: what a schema cannot say (a matrix's cells cover its node
+    lists, its distances match them) is what the kind's own text and figures look up."""
     global _validator
     import jsonschema
     if _validator is None:
-        schema = json.loads(schema_path().read_text())
-        _validator = jsonschema.Draft202012Validator(schema)
+        # JSON Schema counts 2.0 as an integer; numaprobe writes integers as integers and its
+        # code tells them apart (isinstance(x, int)), so here an integer is a JSON integer.
+        base = jsonschema.Draft202012Validator
+        checker = base.TYPE_CHECKER.redefine(
+            "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+        strict = jsonschema.validators.extend(base, type_checker=checker)
+        _validator = strict(json.loads(schema_path().read_text()))
     try:
-        kinds.get(doc.get("kind"))
+        kind = kinds.get(doc.get("kind"))
     except ValueError:
         raise UsageError(f"{name} has an unknown kind {doc.get('kind')!r}; kinds: "
                          f"{', '.join(kinds.names())}") from None
+    invalid = f"{name} is not a valid {doc['kind']} document"
     err = jsonschema.exceptions.best_match(_validator.iter_errors(doc))
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "the top level"
-        raise UsageError(f"{name} is not a valid {doc['kind']} document: at {where}: "
-                         f"{err.message[:300]}")
+        raise UsageError(f"{invalid}: at {where}: {err.message[:300]}")
+    try:
+        kind.text(doc)
+        if kind.figures is not None:
+            kind.figures(doc)
+    except UsageError as e:
+        raise UsageError(f"{invalid}: {e}") from e
+    except (KeyError, IndexError) as e:
+        what = f"an entry {e}" if isinstance(e, KeyError) else "an entry past the end of a list"
+        raise UsageError(f"{invalid}: its parts do not fit together (it refers to {what} "
+                         "that it does not have)") from e
 
 
 def fingerprint_differences(a: dict, b: dict) -> list[str]:
@@ -205,7 +240,8 @@ def fingerprint_differences(a: dict, b: dict) -> list[str]:
 # Options that change how long or how often a measurement runs, or how it is shown, but not
 # what is measured: documents that differ only in these still measure the same workload.
 _NOT_WORKLOAD = {"json", "csv", "output", "quiet", "repeat", "rounds", "max_rounds",
-                 "target_effect", "max_noise", "min_effect", "strict", "files"}
+                 "target_effect", "max_noise", "min_effect", "strict", "files",
+                 "allow_slow_precision"}
 
 
 def workload_differences(a: dict, b: dict) -> list[str]:
@@ -236,9 +272,15 @@ def workload_differences(a: dict, b: dict) -> list[str]:
 def rows(doc: dict) -> tuple[list[str], list[list]]:
     """The tabular part of a document: (header, rows), as its kind defines it."""
     kind = kinds.get(doc["kind"])
-    if kind.rows is None:
-        raise UsageError(f"a {doc['kind']} document has no table for CSV")
-    return kind.rows(doc)
+    if kind.rows is not None:
+        return kind.rows(doc)
+    # A kind without a table of its own: one row per comparable figure.
+    figures = kind.figures(doc) if kind.figures else []
+    if not figures:
+        raise UsageError(f"a document of kind {doc['kind']} has no table for CSV")
+    return (["figure", "unit", "value", "higher_is_better", "runs"],
+            [[f.name, f.unit, f.value, f.higher_is_better, " ".join(f"{x:g}" for x in f.runs)]
+             for f in figures])
 
 
 def to_csv(doc: dict) -> str:

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from .errors import UsageError
+
 __all__ = [
     "FS", "CapturingFS", "description_root", "LIVE", "HZ", "CpuTimes",
     "parse_stat", "parse_pid_stat", "parse_status", "parse_schedstat", "parse_sched",
@@ -49,7 +51,8 @@ def description_root() -> str:
 
 class FS:
     """Reads the machine's description relative to one root. A file that is missing or
-    cannot be read is None (the description says what it can), never an exception."""
+    cannot be read is None (the description says what it can); one that is not text is a
+    UsageError naming it."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -59,11 +62,14 @@ class FS:
 
     def text(self, rel: str) -> str | None:
         try:
-            return self.path(rel).read_text()
+            return self.path(rel).read_text(encoding="utf-8")  # what the kernel writes, any locale
         except (FileNotFoundError, NotADirectoryError, PermissionError):
             return None
         except OSError:  # some sysfs files fail to read on some kernels (EIO, EINVAL)
             return None
+        except UnicodeDecodeError as e:
+            raise UsageError(f"{self.path(rel)}: not text (byte {e.object[e.start]:#04x} at "
+                             f"offset {e.start}), so not a file the kernel wrote") from None
 
     def value(self, rel: str) -> str | None:
         t = self.text(rel)
@@ -99,7 +105,7 @@ class CapturingFS(FS):
         if t is not None:
             out = self.dest / rel.lstrip("/")
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(t)
+            out.write_text(t, encoding="utf-8")
         return t
 
     def list(self, rel, pattern):

@@ -22,11 +22,13 @@ import dataclasses
 import json
 import os
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
 from .system import CapturingFS, FS, description_root, parse_status
+from .words import ids as ids_words, plural
 
 __all__ = [
     "Topology", "Cpu", "Cache", "Node", "Allowed", "Settings",
@@ -46,27 +48,42 @@ MAX_ID = 1 << 20
 def parse_list(text: str) -> tuple[int, ...]:
     """Parses the kernel's (and numactl's) list syntax: ``"0-3,8,10-11"`` -> (0,1,2,3,8,10,11).
 
-    Raises ValueError naming the bad part (also for an id of MAX_ID or more, which no machine
-    has). Empty text is the empty list."""
+    Raises UsageError naming the bad part (also for an id of MAX_ID or more, which no machine
+    has). Empty text is the empty list. However long the text, the list holds at most MAX_ID
+    ids."""
     out: set[int] = set()
+    shown = _shown(text.strip())
     for part in text.strip().split(","):
         part = part.strip()
         if not part:
             continue
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?(?::(\d+))?", part)
+        m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?(?::([0-9]+))?", part)
         if not m or (m.group(2) is None and m.group(3) is not None):
-            raise UsageError(f"cannot read {part!r} in the list {text.strip()!r}: "
+            raise UsageError(f"cannot read {_shown(part)!r} in the list {shown!r}: "
                              "expected numbers and ranges like 0-3,8")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        step = int(m.group(3) or 1)
+        lo = _bounded(m.group(1))
+        hi = _bounded(m.group(2)) if m.group(2) is not None else lo
+        step = _bounded(m.group(3) or "1")
         if hi < lo or step < 1:
-            raise UsageError(f"bad range {part!r} in {text.strip()!r}")
+            raise UsageError(f"bad range {_shown(part)!r} in {shown!r}")
         if hi >= MAX_ID:
-            raise UsageError(f"{part!r} in the list {text.strip()[:60]!r} names id {hi}; no machine "
-                             f"has that many CPUs or nodes (ids stay below {MAX_ID})")
+            top = (m.group(2) or m.group(1)).lstrip("0")
+            raise UsageError(f"{_shown(part)!r} in the list {shown!r} names id {_shown(top)}; "
+                             f"no machine has that many CPUs or nodes (ids stay below {MAX_ID})")
         out.update(range(lo, hi + 1, step))
     return tuple(sorted(out))
+
+
+def _bounded(digits: str) -> int:
+    """int(digits), capped at MAX_ID: a number that large is refused anyway, and one longer
+    than int()'s limit of 4300 digits must not reach int()."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= len(str(MAX_ID)) else MAX_ID
+
+
+def _shown(text: str, most: int = 60) -> str:
+    """Text as an error message quotes it: cut after ``most`` characters."""
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def format_list(ids) -> str:
@@ -169,7 +186,10 @@ class Topology:
         for n in self.nodes:
             if n.id == node_id:
                 return n
-        raise UsageError(f"there is no node {node_id}; nodes: {format_list(self.node_ids)}")
+        raise self._no_node(node_id)
+
+    def _no_node(self, node_id) -> UsageError:
+        return UsageError(f"there is no node {node_id}; nodes: {format_list(self.node_ids)}")
 
     def cpu(self, cpu_id: int) -> Cpu:
         for c in self.cpus:
@@ -233,8 +253,12 @@ class Topology:
         return tuple(m for m in self.allowed.mems if m in mems)
 
     def distance(self, a: int, b: int) -> int:
-        """SLIT distance from node a to node b (10 = local)."""
-        return self.node(a).distances[self.node_ids.index(b)]
+        """SLIT distance from node a to node b (10 = local); UsageError for a node that is
+        not there."""
+        row, ids = self.node(a).distances, self.node_ids
+        if b not in ids:
+            raise self._no_node(b)
+        return row[ids.index(b)]
 
     def free_bytes(self, node_id: int) -> int:
         """Bytes a bound allocation on the node can get: free memory plus droppable page cache.
@@ -256,14 +280,20 @@ class Topology:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Topology":
-        """The inverse of to_dict: a topology from a result document (root: "document")."""
+        """The inverse of to_dict: a topology from a result document (root: "document");
+        UsageError where a node's distances are not one per node."""
         def tup(x):
             return tuple(tup(v) for v in x) if isinstance(x, list) else x
 
-        def make(kind, item, **fix):
-            return kind(**{k: tup(v) for k, v in item.items()} | fix)
+        def make(kind, item, **fix):  # fields a newer numaprobe added are left out
+            known = {f.name for f in dataclasses.fields(kind)}
+            return kind(**{k: tup(v) for k, v in item.items() if k in known} | fix)
         nodes = tuple(make(Node, n, hugepages={int(k): v for k, v in n["hugepages"].items()},
                            access=n["access"]) for n in d["nodes"])
+        for n in nodes:
+            if len(n.distances) != len(nodes):  # a SLIT row has one distance per node
+                raise UsageError(f"node {n.id} has {len(n.distances)} distance(s) for "
+                                 f"{len(nodes)} node(s)")
         return cls(cpus=tuple(make(Cpu, c) for c in d["cpus"]), nodes=nodes,
                    caches=tuple(make(Cache, c) for c in d["caches"]),
                    allowed=make(Allowed, d["allowed"]), settings=make(Settings, d["settings"]),
@@ -309,28 +339,41 @@ class Topology:
                        "machine (a hypervisor's memory hot-plug, typically)")
         return out
 
+    def node_bytes(self, node_id: int) -> int:
+        """The node's memory; on a one-node machine the kernel's MemTotal, as free_bytes uses
+        MemAvailable there (so the figures agree with what an allocation is checked against)."""
+        if len(self.nodes) == 1 and self.memory_total is not None:
+            return self.memory_total
+        return self.node(node_id).memory_total
+
     def summary(self) -> str:
         """A few readable lines: nodes with CPUs and memory, distances, caches, allowed sets."""
         lines = []
         s = self.settings
-        lines.append(f"{s.cpu_model or 'unknown CPU'}: {len(self.packages) or 1} package(s), "
-                     f"{len(self.cores)} core(s), {len(self.online_cpus)} online CPU(s), "
-                     f"{len(self.nodes)} NUMA node(s)"
+        lines.append(f"{s.cpu_model or 'unknown CPU'}: {plural(len(self.packages) or 1, 'package')}, "
+                     f"{plural(len(self.cores), 'core')}, "
+                     f"{plural(len(self.online_cpus), 'online CPU')}, "
+                     f"{plural(len(self.nodes), 'NUMA node')}"
                      + (" [virtual machine]" if s.virtualized else ""))
         for n in self.nodes:
             cpus = format_list(n.cpus) if n.cpus else "none (memory only)"
             hp = ", ".join(f"{human_bytes(k)} pages {v['free']}/{v['total']} free"
                            for k, v in sorted(n.hugepages.items()) if v["total"])
-            lines.append(f"  node {n.id}: CPUs {cpus}; memory {_gib(n.memory_total)} "
-                         f"({_gib(n.memory_free)} free)" + (f"; {hp}" if hp else ""))
-        if len(self.nodes) > 1:
+            lines.append(f"  node {n.id}: CPUs {cpus}; memory {_gib(self.node_bytes(n.id))}, "
+                         f"{_gib(self.free_bytes(n.id))} available"
+                         + (f"; {hp}" if hp else ""))
+        if len(self.nodes) > 1:  # as numactl -H prints it
             ids = self.node_ids
-            lines.append("  distances: " + "  ".join(
-                f"{a}->" + ",".join(str(self.distance(a, b)) for b in ids) for a in ids))
+            width = max(4, len(str(max(ids))) + 2)
+            lines.append("  node distances:")
+            lines.append("  node" + "".join(f"{b:>{width}}" for b in ids))
+            lines += [f"  {a:>3}:" + "".join(f"{self.distance(a, b):>{width}}" for b in ids)
+                      for a in ids]
         hmat = [(n.id, n.access["0"]) for n in self.nodes if "0" in n.access]
         for nid, acc in hmat:
-            lines.append(f"  HMAT node {nid} from {format_list(acc['initiators'])}: "
-                         f"read {acc.get('read_latency')} ns, {acc.get('read_bandwidth')} MB/s")
+            lines.append(f"  HMAT node {nid} from {ids_words('CPU', acc['initiators'])}: read "
+                         f"{acc.get('read_latency')} ns, {acc.get('read_bandwidth')} MB/s")
+        lines += _smt_lines(self)
         seen = set()
         for c in self.caches:
             key = (c.level, c.type)
@@ -339,7 +382,7 @@ class Topology:
             seen.add(key)
             count = sum(1 for x in self.caches if (x.level, x.type) == key)
             lines.append(f"  L{c.level} {c.type.lower()}: {human_bytes(c.size)} x {count}, "
-                         f"shared by {len(c.cpus)} CPU(s)")
+                         f"each shared by {plural(len(c.cpus), 'CPU')}")
         a = self.allowed
         lines.append(f"  allowed: CPUs {format_list(a.cpus)}, memory nodes {format_list(a.mems)}"
                      + (f", CPU quota {a.cpu_quota:g}" if a.cpu_quota is not None else ""))
@@ -347,6 +390,16 @@ class Topology:
                      f"{'n/a' if s.numa_balancing is None else ('on' if s.numa_balancing else 'off')}"
                      f", governor {', '.join(s.governors) or 'n/a'}, clocksource {s.clocksource}")
         return "\n".join(lines)
+
+
+def _smt_lines(topo: "Topology") -> list[str]:
+    """Which CPUs share a physical core (SMT siblings), wrapped to 79 columns."""
+    shared = [c for c in topo.cores if len(c) > 1]
+    if not shared:
+        return ["  SMT: none (one CPU per core)"]
+    text = "  ".join(",".join(map(str, c)) for c in shared)
+    return textwrap.wrap(f"SMT siblings (CPUs that share a core): {text}", 77,
+                         initial_indent="  ", subsequent_indent="    ")
 
 
 def _gib(n: int) -> str:
@@ -397,10 +450,10 @@ def current(topology: Topology | None = None, *, refresh: bool = False) -> Topol
         kept = _kept[root] = read(root)
         return kept
     fs = _FS(kept.root)
-    status = fs.text("proc/self/status")
+    status = fs.text(STATUS)
     if status is None:
         return kept
-    cpus, mems = _allowed_sets(status, tuple(c.id for c in kept.cpus), kept.node_ids)
+    cpus, mems = _allowed_sets(fs, status, tuple(c.id for c in kept.cpus), kept.node_ids)
     if (cpus, mems) == (kept.allowed.cpus, kept.allowed.mems):
         return kept
     return dataclasses.replace(kept, allowed=dataclasses.replace(kept.allowed, cpus=cpus,
@@ -447,6 +500,7 @@ def capture(dest: str | os.PathLike, root: str | os.PathLike | None = None) -> T
 
 CPU = "sys/devices/system/cpu"
 NODE = "sys/devices/system/node"
+STATUS = "proc/self/status"
 
 
 def _ids(fs: _FS, rel: str) -> tuple[int, ...] | None:
@@ -470,7 +524,8 @@ def _read(fs: _FS) -> Topology:
         int(n[3:]) for n in fs.list(CPU, r"cpu\d+"))
     present = set(_ids(fs, f"{CPU}/present") or cpu_ids)
     cpu_ids = tuple(c for c in cpu_ids if c in present)
-    online = set(_ids(fs, f"{CPU}/online") or cpu_ids)
+    # Only present CPUs are online: a list naming others would cost a read per id below.
+    online = set(_ids(fs, f"{CPU}/online") or cpu_ids).intersection(cpu_ids)
 
     meminfo = fs.text("proc/meminfo")  # read once: a capture must save what was used
     nodes, numa = _read_nodes(fs, cpu_ids, meminfo)
@@ -497,20 +552,29 @@ def _meminfo(text: str | None, key: str) -> int | None:
     """A value in bytes from /proc/meminfo or a node's meminfo ("Node 0 MemFree:  12 kB")."""
     if text is None:
         return None
-    m = re.search(rf"^(?:Node \d+ )?{re.escape(key)}:\s+(\d+)( kB)?$", text, re.M)
+    m = re.search(rf"^(?:Node \d+ )?{re.escape(key)}:\s+([0-9]{{1,20}})( kB)?$", text, re.M)
     if not m:
         return None
     return int(m.group(1)) * (1024 if m.group(2) else 1)
 
 
 def _read_nodes(fs: _FS, cpu_ids, meminfo: str | None) -> tuple[tuple[Node, ...], bool]:
-    node_ids = _ids(fs, f"{NODE}/online") or tuple(int(n[4:]) for n in fs.list(NODE, r"node\d+"))
+    online = f"{NODE}/online"
+    node_ids = _ids(fs, online)
+    for n in node_ids or ():
+        # Every online node has its directory: a list that names others is not the kernel's
+        # (and checking here keeps "0-1048575" from becoming a million nodes).
+        if not fs.path(f"{NODE}/node{n}").is_dir():
+            raise UsageError(f"{fs.path(online)}: lists node {n}, which has no directory "
+                             f"{fs.path(NODE)}/node{n}")
+    counted = fs.path(online) if node_ids else f"the node directories in {fs.path(NODE)}"
+    node_ids = node_ids or tuple(int(n[4:]) for n in fs.list(NODE, r"node\d+"))
     if not node_ids:
         total = _meminfo(meminfo, "MemTotal") or 0
         free = _meminfo(meminfo, "MemFree") or 0
         return (Node(id=0, cpus=tuple(cpu_ids), memory_total=total, memory_free=free,
                      memory_reclaimable=0, distances=(10,), hugepages={}, access={}),), False
-    nodes = []
+    nodes, known = [], set(cpu_ids)
     for n in node_ids:
         base = f"{NODE}/node{n}"
         # Offline CPUs leave the node's cpulist but keep their cpuN link in the node directory.
@@ -518,11 +582,22 @@ def _read_nodes(fs: _FS, cpu_ids, meminfo: str | None) -> tuple[tuple[Node, ...]
         cpus.update(int(x[3:]) for x in fs.list(base, r"cpu\d+"))
         memory, _ = _node_memory(fs, base)
         dist = fs.value(f"{base}/distance")
-        nodes.append(Node(
-            id=n, cpus=tuple(sorted(c for c in cpus if c in set(cpu_ids))), **memory,
-            distances=tuple(int(x) for x in dist.split()) if dist else (10,) * len(node_ids),
-            access=_read_access(fs, base)))
+        distances = (10,) * len(node_ids) if not dist else _parsed(
+            lambda text: _parse_distances(text, len(node_ids), counted), dist, fs,
+            f"{base}/distance")
+        nodes.append(Node(id=n, cpus=tuple(sorted(cpus & known)), **memory, distances=distances,
+                          access=_read_access(fs, base)))
     return tuple(nodes), True
+
+
+def _parse_distances(text: str, count: int, counted: object) -> tuple[int, ...]:
+    """A node's distance file: its SLIT distance to each of the ``count`` nodes (those of
+    ``counted``, named in the error)."""
+    parts = text.split()
+    if len(parts) != count or not all(re.fullmatch(r"[0-9]{1,9}", p) for p in parts):
+        raise UsageError(f"expected {count} distance(s), one per node of {counted}, got "
+                         f"{_shown(text)!r}")
+    return tuple(int(p) for p in parts)
 
 
 def _node_memory(fs: _FS, base: str) -> tuple[dict, bool]:
@@ -576,29 +651,33 @@ def _read_caches(fs: _FS, online) -> tuple[Cache, ...]:
 
 
 def _parse_size(text: str) -> int:
-    m = re.fullmatch(r"(\d+)\s*([KMG]?)", text.strip())
+    m = re.fullmatch(r"([0-9]{1,18})\s*([KMG]?)", text.strip())
     if not m:
-        raise UsageError(f"cannot read cache size {text!r}")
+        raise UsageError(f"cannot read cache size {_shown(text)!r}: expected bytes or 32K, 1M")
     return int(m.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[m.group(2)]
 
 
-def _status_list(status: str | None, key: str) -> tuple[int, ...] | None:
+def _status_list(fs: _FS, status: str | None, key: str) -> tuple[int, ...] | None:
     value = parse_status(status).get(key) if status is not None else None
-    return parse_list(value) if value is not None else None
+    return _parsed(parse_list, value, fs, STATUS) if value is not None else None
 
 
-def _allowed_sets(status: str | None, cpu_ids, node_ids) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """This process's affinity mask and allowed memory nodes from proc/self/status: every CPU
-    and node where the file does not say."""
-    cpus = _status_list(status, "Cpus_allowed_list") or tuple(cpu_ids)
-    mems = _status_list(status, "Mems_allowed_list") or tuple(node_ids)
+def _allowed_sets(fs: _FS, status: str | None, cpu_ids,
+                  node_ids) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """This process's affinity mask and allowed memory nodes from proc/self/status (its text,
+    read under fs's root): every CPU and node where the file does not say."""
+    cpus = _status_list(fs, status, "Cpus_allowed_list") or tuple(cpu_ids)
+    mems = _status_list(fs, status, "Mems_allowed_list") or tuple(node_ids)
     return cpus, tuple(m for m in mems if m in set(node_ids))
 
 
 def _read_allowed(fs: _FS, cpu_ids, nodes) -> Allowed:
-    cpus, mems = _allowed_sets(fs.text("proc/self/status"), cpu_ids, tuple(n.id for n in nodes))
+    cpus, mems = _allowed_sets(fs, fs.text(STATUS), cpu_ids, tuple(n.id for n in nodes))
     cg_path, version, cg_cpus, cg_mems, quota = None, None, None, None, None
     for line in (fs.text("proc/self/cgroup") or "").splitlines():
+        if line.count(":") < 2:
+            raise UsageError(f"{fs.path('proc/self/cgroup')}: cannot read the line "
+                             f"{_shown(line)!r}: expected ID:CONTROLLERS:PATH")
         hid, controllers, path = line.split(":", 2)
         if hid == "0" and controllers == "" and fs.text("sys/fs/cgroup/cgroup.controllers") is not None:
             cg_path, version = path, 2
@@ -606,7 +685,8 @@ def _read_allowed(fs: _FS, cpu_ids, nodes) -> Allowed:
             cg_cpus = _ids(fs, f"{d}/cpuset.cpus.effective")
             cg_mems = _ids(fs, f"{d}/cpuset.mems.effective")
             # A quota set on any ancestor limits this cgroup too: the tightest one counts.
-            quotas = [_cpu_max(fs.value(f"{anc}/cpu.max")) for anc in _ancestors(d)]
+            quotas = [_parsed(_cpu_max, fs.value(f"{anc}/cpu.max"), fs, f"{anc}/cpu.max")
+                      for anc in _ancestors(d)]
             quota = min((q for q in quotas if q is not None), default=None)
         elif "cpuset" in controllers.split(",") and version != 2:
             cg_path, version = path, 1
@@ -637,6 +717,9 @@ def _cpu_max(text: str | None) -> float | None:
     quota, _, period = text.partition(" ")
     if quota == "max" or not period:
         return None
+    if not re.fullmatch(r"[0-9]{1,18} [0-9]{1,18}", f"{quota} {period}") or int(period) == 0:
+        raise UsageError(f"cannot read {_shown(text)!r}: expected \"max PERIOD\" or "
+                         "\"QUOTA PERIOD\" in microseconds")
     return int(quota) / int(period)
 
 
@@ -699,7 +782,16 @@ def _register() -> None:
     from .kinds import Kind, register
     register(Kind("topology", "topology",
                   text=lambda doc: Topology.from_dict(doc["result"]).summary(),
-                  html=lambda doc: _html(doc["result"])))
+                  html=lambda doc: _html(doc["result"]), rows=lambda doc: _rows(doc["result"])))
+
+
+def _rows(r: dict) -> tuple[list, list]:
+    """One row per CPU: where it sits (package, die, core, node), its SMT siblings, and
+    whether this process may use it."""
+    allowed = set((r.get("allowed") or {}).get("cpus", []))
+    return (["cpu", "online", "allowed", "node", "package", "die", "core", "siblings"],
+            [[c["id"], c["online"], c["id"] in allowed, c["node"], c["package"], c["die"],
+              c["core"], format_list(c["siblings"])] for c in r.get("cpus", [])])
 
 
 _register()

@@ -11,10 +11,10 @@ from ._latency import (LatencyMatrix, LatencyResult, Level, Sweep, detect_levels
                        latency_matrix, latency_sweep, sweep_sizes)
 from ._loaded import LoadedCurve, loaded_latency
 from ._quick import quick_check
-from ._repeat import repeat
+from ._repeat import Interrupted, repeat
 
 __all__ = [
-    "KERNELS", "BandwidthMatrix", "BandwidthResult", "C2CMatrix", "LatencyMatrix",
+    "KERNELS", "BandwidthMatrix", "BandwidthResult", "C2CMatrix", "Interrupted", "LatencyMatrix",
     "LatencyResult", "Level", "LoadedCurve", "Sweep", "bandwidth", "bandwidth_matrix",
     "c2c_matrix", "detect_levels", "latency", "latency_matrix", "latency_sweep",
     "loaded_latency", "peak_bandwidth", "quick_check", "repeat", "run_bandwidth", "sweep_sizes",

@@ -22,6 +22,7 @@ from ..kinds import Figure, Kind, register
 from ..report import html as H, plots as P
 from ..stats import Summary, summarize
 from ..topology import Topology, format_list
+from ..words import plural
 from . import _common as C
 
 
@@ -239,7 +240,7 @@ def threads_sweep(cpu_node: int, mem_node: int, kernel: str = "read", *, isa: st
         for t in range(1, count + 1):
             out.append(bandwidth(cn, mem_node, kernel, threads=t, isa=isa, size=size, reps=reps,
                                  topology=topo))
-            bar.step(f"{t} thread(s): {out[-1].gbs.median:.1f} GB/s")
+            bar.step(f"{plural(t, 'thread')}: {out[-1].gbs.median:.1f} GB/s")
     finally:
         bar.close()
     return out
@@ -278,7 +279,7 @@ def _threads_text(r: dict) -> str:
     runs = r["runs"]
     kernel = runs[0]["kernel"] if runs else "?"
     return "\n".join([f"{kernel} bandwidth by threads, CPU node {r['cpu_node']}"]
-                     + [f"  {len(u['cpus']):>3} thread(s)  {Summary.from_dict(u['gbs'])}  [{u['isa']}]"
+                     + [f"  {plural(len(u['cpus']), 'thread'):>11}  {Summary.from_dict(u['gbs'])}  [{u['isa']}]"
                         for u in runs])
 
 

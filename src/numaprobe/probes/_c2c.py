@@ -14,6 +14,7 @@ from ..kinds import Figure, Kind, register
 from ..report import html as H, plots as P
 from ..stats import summarize
 from ..topology import Topology, format_list
+from ..words import plural
 from . import _common as C
 
 
@@ -74,7 +75,7 @@ def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, sampl
                                     - clk.overhead_ticks, 0)) / rounds / 2
                       for _ in range(samples)]
                 out[(a, b)] = summarize(ns, "ns")
-                bar.step(f"CPUs {a}-{b}: {out[(a, b)].median:.1f} ns")
+                bar.step(f"CPUs {a} and {b}: {out[(a, b)].median:.1f} ns")
     finally:
         bar.close()
     return C2CMatrix(cpus=tuple(cpus), node=node, rounds=rounds, ns=out)
@@ -94,11 +95,17 @@ def matrix_text(r: dict) -> str:
             key = (min(a, b), max(a, b))
             row += f"{ns[key]:8.1f}" if key in ns and a != b else f"{'-':>8}"
         lines.append(row)
-    s = r["summary"]
-    lines.append(f"min {s['min']['ns']:.1f} ns (CPUs {s['min']['pair'][0]}-{s['min']['pair'][1]}), "
-                 f"median {s['median']:.1f} ns, max {s['max']['ns']:.1f} ns "
-                 f"(CPUs {s['max']['pair'][0]}-{s['max']['pair'][1]})")
+    lines.append(_summary(r["summary"]))
     return "\n".join(lines)
+
+
+def _summary(s: dict) -> str:
+    """The matrix in one sentence: its fastest pair, median and slowest pair."""
+    def pair(p):
+        return f"CPUs {p[0]} and {p[1]}"
+    return (f"min {s['min']['ns']:.1f} ns ({pair(s['min']['pair'])}), median "
+            f"{s['median']:.1f} ns, max {s['max']['ns']:.1f} ns ({pair(s['max']['pair'])}) "
+            f"over {plural(s['pairs'], 'pair')}")
 
 
 def matrix_figures(r: dict) -> list[Figure]:
@@ -115,11 +122,8 @@ def matrix_html(r: dict) -> str:
     s = r.get("summary") or {}
     out = []
     if s:
-        out.append(f"<p>min <b>{s['min']['ns']:.1f} ns</b> (CPUs {s['min']['pair'][0]}-"
-                   f"{s['min']['pair'][1]}), median <b>{s['median']:.1f} ns</b>, max "
-                   f"<b>{s['max']['ns']:.1f} ns</b> (CPUs {s['max']['pair'][0]}-"
-                   f"{s['max']['pair'][1]}) over {s['pairs']} pair(s); the line lived on memory "
-                   f"node {H.e(r.get('node'))}</p>")
+        out.append(f"<p>{H.e(_summary(s))}; the line lived on memory node "
+                   f"{H.e(r.get('node'))}</p>")
     cpus = r.get("cpus") or []
     ns = {}
     for p in r.get("pairs") or []:
@@ -143,11 +147,7 @@ def matrix_plot(doc, r):
         ns[(p["a"], p["b"])] = ns[(p["b"], p["a"])] = p["ns"]["median"]
     values = [[ns.get((a, b)) if a != b else None for b in cpus] for a in cpus]
     s = r.get("summary") or {}
-    extra = ""
-    if s:
-        extra = (f"min {s['min']['ns']:.1f} ns (CPUs {s['min']['pair'][0]}-{s['min']['pair'][1]}), "
-                 f"median {s['median']:.1f} ns, max {s['max']['ns']:.1f} ns "
-                 f"(CPUs {s['max']['pair'][0]}-{s['max']['pair'][1]})")
+    extra = _summary(s) if s else ""
     labels = [str(c) for c in cpus]
     return P.heatmap(doc, f"core-to-core latency, ns one way (line on memory node {r.get('node')})",
                     labels, labels, values, unit="ns one way", fmt=".1f", cmap="YlOrRd",

@@ -12,6 +12,7 @@ from ..kinds import Figure, Kind, register
 from ..report import html as H, plots as P
 from ..stats import summarize
 from ..topology import Topology, format_list
+from ..words import ids
 from . import _common as C
 from ._latency import MIN_LOADS, default_size
 
@@ -91,17 +92,20 @@ def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
 # ------------------------------------------------------------------------ the result kind
 
 def _text(r: dict) -> str:
-    lines = [f"loaded latency: chase on CPU {r['chase_cpu']}, traffic from CPUs "
-             f"{','.join(map(str, r['traffic_cpus'])) or 'none'}, memory node {r['mem_node']}",
-             f"{'delay':>8} {'latency ns':>12} {'traffic GB/s':>14}"]
+    traffic = ids("CPU", r["traffic_cpus"]) if r["traffic_cpus"] else "no other CPU"
+    lines = [f"loaded latency: chase on CPU {r['chase_cpu']}, traffic from {traffic}, memory "
+             f"node {r['mem_node']}",
+             f"{'delay spins':>12} {'latency ns':>12} {'traffic GB/s':>14}"]
     for p in r["points"]:
-        lines.append(f"{p['delay']:>8} {p['latency_ns']['median']:12.1f} {p['gbs']:14.2f}")
+        lines.append(f"{p['delay']:>12} {p['latency_ns']['median']:12.1f} {p['gbs']:14.2f}")
+    lines.append("delay: spin-loop iterations each traffic thread waits between 512-byte "
+                 "blocks (0: flat out)")
     return "\n".join(lines)
 
 
 def _html_loaded(r: dict) -> str:
     traffic = format_list(r.get("traffic_cpus") or []) or "none"
-    return H.table(["delay", "latency ns", "traffic GB/s", "latency min\u2013max"],
+    return H.table(["delay spins", "latency ns", "traffic GB/s", "latency min\u2013max"],
                   [[str(p["delay"]), f"{p['latency_ns']['median']:.1f}", f"{p['gbs']:.2f}",
                     f"{p['latency_ns']['min']:.1f}\u2013{p['latency_ns']['max']:.1f}"]
                    for p in r.get("points") or []],

@@ -1,16 +1,22 @@
 """One self-contained HTML page for one or more result documents: inline CSS, figures as
 inline SVG, no script and no external reference, so it opens anywhere without a network.
 
-Each document gets its kind, when it ran, the command, the machine (a compact table), the
-noise, the warnings, the tables the CLI prints (same figures, same rounding) and its figures.
+The machine where the first document ran is one table at the top; each document gets its kind,
+its label (file name, model), when it ran, the command, where its machine differs from the
+first's, the noise, the warnings, the tables the CLI prints (same figures, same rounding) and
+its figures.
 """
 from __future__ import annotations
 
+import argparse
+import functools
 import html
 import re
+import shlex
 from pathlib import Path
 
 from .. import kinds
+from ..errors import UsageError
 from .._version import __version__
 from ..topology import format_list
 from . import plots
@@ -67,8 +73,8 @@ def table(head, rows, *, caption=None, numeric=None, cls="") -> str:
     return "\n".join(out)
 
 
-def kv(pairs) -> str:
-    return ('<table class="kv">' + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>"
+def kv(pairs, cls: str = "kv") -> str:
+    return (f'<table class="{cls}">' + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>"
                                            for k, v in pairs if v not in (None, "")) + "</table>")
 
 
@@ -79,24 +85,56 @@ def pct(x) -> str:
 # ------------------------------------------------------------------------ the envelope
 
 def command_line(asked: dict) -> str:
-    """The command as it ran, with every option it was given (defaults included)."""
+    """The command as it ran, with every option it was given, as one line a shell can run
+    again (shlex quoting): arguments in their place, options by their flag, unset ones left
+    out. The CLI's parser says which is which; an option it does not know (a document from an
+    older numaprobe) is shown as --name value."""
     cmd = asked.get("command") or "quick"
-    words = ["numaprobe"] + ([] if cmd == "quick" else [cmd])
+    actions = _cli_actions(cmd)
+    args, flags, rest = [], [], []
     for k, v in (asked.get("options") or {}).items():
-        flag = "--" + k.replace("_", "-")
-        if v is None or v is False or v == []:
+        a = actions.get(k)
+        values = v if isinstance(v, list) else ([] if v is None else [v])
+        if a is not None and not a.option_strings:
+            (rest if a.nargs == argparse.REMAINDER else args).extend(_word(x) for x in values)
             continue
+        flag = "--" + k.replace("_", "-")
+        if a is not None:
+            flag = next((o for o in a.option_strings if o.startswith("--")), a.option_strings[0])
+            if a.nargs == 0:  # a switch: given when it is not its default
+                if v != a.default:
+                    flags.append(flag)
+                continue
         if v is True:
-            words.append(flag)
-        elif isinstance(v, list):
-            for x in v:
-                words += [flag, str(x)]
-        else:
-            words += [flag, str(v)]
-    return " ".join(w if re.fullmatch(r"[\w@%+=:,./-]+", w) else repr(w) for w in words)
+            flags.append(flag)
+        elif v is not False:
+            for x in values:
+                flags += [flag, _word(x)]
+    words = ["numaprobe"] + ([] if cmd == "quick" else [cmd]) + args + flags + rest
+    return shlex.join(words)
 
 
-def _machine(m: dict) -> str:
+def _word(x) -> str:
+    """A value as the command line gives it: 2.0 as 2, and a float exactly as it was."""
+    if isinstance(x, float) and float(f"{x:g}") == x:
+        return f"{x:g}"
+    return str(x)
+
+
+@functools.lru_cache(maxsize=None)
+def _cli_actions(command: str) -> dict:
+    """The CLI's arguments of that subcommand ("quick": the top level), by their dest."""
+    from ..cli import build_parser
+    parser = build_parser()
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction) and command in a.choices:
+            parser = a.choices[command]
+    return {a.dest: a for a in parser._actions}
+
+
+def _machine_pairs(m: dict) -> list[tuple[str, str]]:
+    """The machine as (label, text) rows: the page's machine table, and what a later document
+    is compared on to show only where its machine differs."""
     nodes = "; ".join(
         f"node {n['id']}: " + (f"CPUs {format_list(n['cpus'])}" if n.get("cpus") else "no CPUs")
         + ("" if n.get("memory_node", True) else ", no memory") for n in m.get("nodes", []))
@@ -119,7 +157,19 @@ def _machine(m: dict) -> str:
         ("versions", ", ".join(f"{k} {x}" for k, x in v.items() if x)),
         ("topology digest", m.get("topology_digest")),
     ]
-    return kv(pairs)
+    return [(k, v) for k, v in pairs if v not in (None, "")]
+
+
+def _machine_differences(m: dict, first: dict) -> str:
+    """A document's machine against the page's: the rows that differ, or one line."""
+    ref, own = dict(_machine_pairs(first)), dict(_machine_pairs(m))
+    diff = [(k, f"{v} (at the top: {ref[k]})" if k in ref else v)
+            for k, v in own.items() if ref.get(k) != v]
+    diff += [(k, "not recorded") for k in ref if k not in own]
+    if not diff:
+        return '<p class="small muted">machine: the one at the top of the page</p>'
+    return ("<h3>machine: where it differs from the one at the top</h3>"
+            + kv(diff, cls="kv machine-diff"))
 
 
 def _noise(n, kind: str = "") -> str:
@@ -189,56 +239,71 @@ def _figures(doc: dict, index: int) -> str:
 
 # ---------------------------------------------------------------------------------- page
 
-def _section(doc: dict, index: int, first: dict | None, with_plots: bool) -> str:
+def label(doc: dict, name: str | None = None) -> str:
+    """What tells a document from the others on the page: its file name (as given) and, for
+    a workload, its model."""
+    model = ((doc.get("result") or {}).get("model") or {}).get("name")
+    return " \u00b7 ".join(x for x in (name, f"model {model}" if model else None) if x)
+
+
+def _section(doc: dict, index: int, first: dict, name: str | None, with_plots: bool) -> str:
     kind = doc.get("kind", "?")
+    tag = label(doc, name)
     out = [f'<section class="doc" id="doc-{index}">',
            f"<h2>{index}. {e(kinds.get(kind).title)} <span class='muted small'>"
-           f"({e(kind)})</span></h2>",
+           f"({e(kind)})</span>" + (f": <span class=label>{e(tag)}</span>" if tag else "")
+           + "</h2>",
            f"<p>ran <b>{e(doc.get('created'))}</b> &middot; command "
-           f"<code class=cmd>{e(command_line(doc.get('asked') or {}))}</code></p>"]
-    if first is not None and first is not doc:
-        from ..results import fingerprint_differences
-        try:
-            diffs = fingerprint_differences(first, doc)
-        except (KeyError, TypeError):
-            diffs = []
-        if diffs:
-            out.append("<p class=small>machine differs from document 1's: "
-                       + e("; ".join(diffs)) + "</p>")
-    out += ["<h3>machine</h3>", _machine(doc.get("machine") or {}),
-            "<h3>noise</h3>", _noise(doc.get("noise"), kind),
-            "<h3>warnings</h3>", _warnings(doc.get("warnings")),
-            "<h3>results</h3>", _tables(doc)]
+           f"<code class=cmd>{e(command_line(doc.get('asked') or {}))}</code></p>",
+           _machine_differences(doc.get("machine") or {}, first.get("machine") or {}),
+           "<h3>noise</h3>", _noise(doc.get("noise"), kind),
+           "<h3>warnings</h3>", _warnings(doc.get("warnings")),
+           "<h3>results</h3>", _tables(doc)]
     if with_plots:
         out.append(_figures(doc, index))
     out.append("</section>")
     return "\n".join(out)
 
 
-def html_text(docs: list[dict], *, plots_: bool = True) -> str:
+def html_text(docs: list[dict], *, plots_: bool = True, names: list[str] | None = None) -> str:
     """The page as a string (see html_report)."""
+    if names is not None and len(names) != len(docs):
+        raise UsageError(f"html_report got {len(docs)} document(s) but {len(names)} name(s): "
+                         "give one name per document, or none")
     if plots_:
         plots._mpl()  # the one-line ImportError before any work
-    names = ", ".join(dict.fromkeys(d.get("kind", "?") for d in docs))
-    title = f"numaprobe report: {names}" if docs else "numaprobe report"
+    names = list(names) if names is not None else [None] * len(docs)
+    kinds_ = ", ".join(dict.fromkeys(d.get("kind", "?") for d in docs))
+    title = f"numaprobe report: {kinds_}" if docs else "numaprobe report"
     nav = "".join(f'<li><a href="#doc-{i}">{e(kinds.get(d["kind"]).title)}'
-                  f"</a> <span class='muted small'>{e(d.get('created'))}, "
+                  + (f": {e(label(d, n))}" if label(d, n) else "")
+                  + f"</a> <span class='muted small'>{e(d.get('created'))}, "
                   f"{e((d.get('machine') or {}).get('hostname'))}</span></li>"
-                  for i, d in enumerate(docs, 1))
-    body = "\n".join(_section(d, i, docs[0], plots_) for i, d in enumerate(docs, 1))
+                  for i, (d, n) in enumerate(zip(docs, names), 1))
+    machine = ""
+    if docs:
+        machine = ("<h2>machine</h2><p class='small muted'>where document 1 ran"
+                   + ("; each later document shows only where its machine differs"
+                      if len(docs) > 1 else "") + "</p>"
+                   + kv(_machine_pairs(docs[0].get("machine") or {}), cls="kv machine"))
+    body = "\n".join(_section(d, i, docs[0], n, plots_)
+                     for i, (d, n) in enumerate(zip(docs, names), 1))
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
             f"<h1>{e(title)}</h1>\n<p class='muted'>{len(docs)} result document(s), drawn by "
-            f"numaprobe {e(__version__)}</p>\n<nav><ol>{nav}</ol></nav>\n{body}\n</body>\n</html>\n")
+            f"numaprobe {e(__version__)}</p>\n<nav><ol>{nav}</ol></nav>\n{machine}\n{body}\n"
+            "</body>\n</html>\n")
 
 
-def html_report(docs: list[dict], path, *, plots: bool = True) -> Path:
+def html_report(docs: list[dict], path, *, plots: bool = True,
+                names: list[str] | None = None) -> Path:
     """Writes one self-contained HTML page for the documents (in order) to path; returns it.
-    plots=False leaves the figures out (and needs no matplotlib)."""
+    plots=False leaves the figures out (and needs no matplotlib); names (the CLI passes the
+    files' names) label each document, one name per document."""
     if isinstance(docs, dict):
         docs = [docs]
-    text = html_text(list(docs), plots_=plots)
+    text = html_text(list(docs), plots_=plots, names=names)
     from ..results import write_text
     write_text(path, text)
     return Path(path)

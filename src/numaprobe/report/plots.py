@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from .. import kinds
+from ..errors import UsageError
 from ..topology import human_bytes
 
 MISSING = "plots need matplotlib: pip install 'numaprobe[plot]'"
@@ -140,6 +141,28 @@ def log_y(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def tail_y(ax, levels, lowest: float) -> None:
+    """A y axis for a distribution's tail: the fraction of samples slower than x (1 - F) on a
+    log scale, from all of them down to ``lowest``, ticked at the percentiles' levels
+    (levels: [("p99", 0.99), ...]; p99 sits where 1 % are slower), so that p99 and p99.9 read
+    as plainly as the median."""
+    from matplotlib.ticker import NullLocator
+    ax.set_yscale("log")
+    ax.set_ylim(lowest, 1.15)
+    ax.set_yticks([1 - q for _, q in levels],
+                  [f"{k} ({100 * (1 - q):g} %)" for k, q in levels])
+    ax.yaxis.set_minor_locator(NullLocator())
+    for _, q in levels:
+        ax.axhline(1 - q, color="0.85", linewidth=0.8, zorder=0)
+
+
+def legend_outside(ax, **kw) -> None:
+    """The legend right of the axes, where it cannot cover a line (constrained layout makes
+    room for it)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False,
+              **kw)
+
+
 def colours(n):
     from matplotlib import colormaps
     cm = colormaps["tab10"]
@@ -166,17 +189,23 @@ def render(doc: dict, formats=("png", "svg")) -> list[tuple[str, dict]]:
     return out
 
 
-def plot_files(doc: dict, out_dir) -> list[Path]:
-    """Writes <kind>-<figure>.png and .svg for each figure of the document into out_dir
-    (created if missing); returns the paths written ([] for kinds without figures)."""
+def plot_files(doc: dict, out_dir, name: str | None = None) -> list[Path]:
+    """Writes each figure of the document into out_dir (created if missing) as
+    <name>-<kind>-<figure>.png and .svg, or <kind>-<figure>.* without a name; returns the
+    paths written ([] for a document without figures). name (the CLI passes the input file's
+    stem) keeps two documents of one kind in one folder from overwriting each other."""
+    if name is not None and (not name or "/" in name or name in (".", "..")):
+        raise UsageError(f"a plot name must be part of a file name (not empty, no '/', not "
+                         f"'.' or '..'), not {name!r}")
     out_dir = Path(out_dir)
     figs = render(doc)
     if figs:
         out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, data in figs:
+    for fig_name, data in figs:
+        stem = f"{name}-{fig_name}" if name is not None else fig_name
         for fmt, blob in data.items():
-            p = out_dir / f"{name}.{fmt}"
+            p = out_dir / f"{stem}.{fmt}"
             p.write_bytes(blob)
             paths.append(p)
     return paths

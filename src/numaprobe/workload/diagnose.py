@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..topology import Topology, format_list, parse_list
+from . import engines
 
 REMOTE_SHARE = 0.10       # more than 10 % of a worker's memory off its nodes is worth saying
 MIGRATIONS_PER_S = 100    # per worker
@@ -36,19 +37,23 @@ def diagnose(run, topo: Topology) -> list[str]:
             out.append(f"threads of worker {index} migrated {sum(migs) / seconds:,.0f} times per "
                        "second (not pinned: caches are lost on every move)")
         # Threads that ran for a tenth of the window or more compete for the CPUs; idle pools
-        # (a BLAS library's, say) do not. Documents from before busy_threads: ONNX Runtime's.
+        # (a BLAS library's, say) do not. Documents from before busy_threads: the engine's.
         counted = [i.busy_threads for i in rounds if i.busy_threads is not None]
         busy = max(counted) if counted else (inst["intra"] or max(i.threads for i in rounds))
         total_threads += busy
         if busy > len(cpus):
+            title = engines.get(inst.get("engine")).title
             out.append(f"worker {index}: {busy} busy threads on {len(cpus)} CPU(s)"
-                       + (": ONNX Runtime sized its own pool, beyond the CPU mask"
+                       + (f": {title} sized its own pool, beyond the CPU mask"
                           if inst["intra"] == 0 else ""))
         count = sum(i.count for i in rounds)
         if count:
             vol = sum(i.counters["voluntary_switches"] for i in rounds) / count
             invol = sum(i.counters["involuntary_switches"] for i in rounds) / count
-            if not inst["spin"] and vol > 10:
+            # As the engine resolved it (OpenVINO has no such setting: None); older
+            # documents: as asked.
+            spin = (last.engine or {}).get("spin", inst["spin"])
+            if spin is False and vol > 10:
                 out.append(f"worker {index}: spinning is off, {vol:,.0f} voluntary context "
                            "switches per inference (threads sleep and wake for every operator)")
             if invol > 5:

@@ -65,6 +65,8 @@ class InstanceRun:
     threads: int            # all of the worker's threads at the end
     partial: bool
     busy_threads: int | None = None   # those that ran >= 10 % of the window
+    engine: dict | None = None        # the settings its engine resolved (engines.RESOLVED)
+    accuracy: dict | None = None      # its outputs against f32 (worker.py), where checked
 
     @property
     def count(self) -> int:
@@ -117,15 +119,26 @@ class LayoutRun:
 
 def _spawn(cfg: dict, log, topology: Topology | None) -> subprocess.Popen:
     """Starts a worker already placed: it inherits the CPUs and memory policy from the fork,
-    so even the interpreter's own memory lands on the instance's node."""
+    so even the interpreter's own memory lands on the instance's node. The worker's stdout
+    and stderr go to its log (engines print there); what it tells the driver comes on a pipe
+    of its own, which the returned process carries as its ``stdout``: the one place the
+    driver reads it from."""
     inst = cfg["instance"]
     cpus = parse_list(inst["cpus"]) if inst["pin"] else None
     nodes = parse_list(inst["nodes"]) if inst["policy"] else None
-    with placement.bound(cpus, nodes, inst["policy"] or "bind", topology=topology):
-        p = subprocess.Popen([sys.executable, "-m", "numaprobe.workload.worker"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                             text=True, bufsize=1,
-                             start_new_session=True)  # Ctrl-C reaches the driver only
+    read, write = os.pipe()
+    try:
+        with placement.bound(cpus, nodes, inst["policy"] or "bind", topology=topology):
+            p = subprocess.Popen([sys.executable, "-m", "numaprobe.workload.worker", str(write)],
+                                 stdin=subprocess.PIPE, stdout=log, stderr=log, text=True,
+                                 bufsize=1, pass_fds=(write,),
+                                 start_new_session=True)  # Ctrl-C reaches the driver only
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)  # the worker holds its end; EOF here means it is gone
+    p.stdout = os.fdopen(read, "r", buffering=1)
     p.stdin.write(json.dumps({**cfg, "parent": os.getpid()}) + "\n")
     p.stdin.flush()
     return p
@@ -142,28 +155,63 @@ def _describe_exit(p: subprocess.Popen) -> str:
     return f"exited with status {rc}"
 
 
+MAX_DURATION_S = 86400.0  # a day: a longer window is a mistake (and far longer, an overflow)
+MAX_RATE = 1e9            # per second: arrivals are timed in nanoseconds, one each at most
+
+
+def _positive(value, limit: float) -> bool:
+    """A number in (0, limit] (so not NaN or infinity); not a bool, though Python counts one."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 < value <= limit)
+
+
+def check_options(*, mode: str, duration, warmup, rate) -> None:
+    """Refuses, before any worker starts, what a run cannot use: an unknown mode, a duration
+    or rate that is not a finite positive number (infinity would overflow once workers are
+    up), a warm-up that is not a whole number >= 0, and poisson without a rate."""
+    if mode not in ("closed", "single", "poisson"):
+        raise UsageError(f"unknown mode {mode!r}; modes: closed, single, poisson")
+    if not _positive(duration, MAX_DURATION_S):
+        raise UsageError(f"duration must be a number of seconds > 0 and at most "
+                         f"{MAX_DURATION_S:g}, got {duration!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise UsageError(f"warmup must be a whole number of inferences >= 0, got {warmup!r}")
+    if rate is not None and not _positive(rate, MAX_RATE):
+        raise UsageError(f"rate must be a number of inferences per second > 0 and at most "
+                         f"{MAX_RATE:g}, got {rate!r}")
+    if mode == "poisson" and rate is None:
+        raise UsageError("poisson mode needs a target rate > 0 (inferences per second, --rate)")
+
+
 def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: float = 10.0,
                warmup: int = 5, dims: dict | None = None, rate: float | None = None,
                count: int | None = None, seed: int = 0, progress=None,
-               topology: Topology | None = None) -> LayoutRun:
-    """Runs ``model`` (a path) under ``layout``; returns what was measured."""
-    if mode not in ("closed", "single", "poisson"):
-        raise UsageError(f"unknown mode {mode!r}; modes: closed, single, poisson")
-    if mode == "poisson" and not (rate and rate > 0):
-        raise UsageError("poisson mode needs a target rate > 0 (inferences per second, --rate)")
-    if not duration > 0:
-        raise UsageError(f"duration must be > 0 seconds, got {duration}")
+               topology: Topology | None = None, check_accuracy: bool = True,
+               reference: str | None = None) -> LayoutRun:
+    """Runs ``model`` (a path) under ``layout``; returns what was measured. With
+    ``check_accuracy``, the first instance of each engine and precision other than f32 also
+    measures its outputs against f32 (InstanceRun.accuracy), as every instance does against
+    ``reference`` (a path; default the model itself) when that is another model."""
+    check_options(mode=mode, duration=duration, warmup=warmup, rate=rate)
     n = len(layout.instances)
     procs: list[subprocess.Popen] = []
     logs = []
     results: dict[int, dict] = {}
     failures: list[str] = []
     sel = selectors.DefaultSelector()
+    checked = set()
     try:
         for k, inst in enumerate(layout.instances):
-            cfg = {"model": model, "instance": inst.to_dict(), "mode": mode, "index": k,
+            d = inst.to_dict()
+            kind = (d["engine"], d["precision"])
+            check = check_accuracy and kind not in checked and (
+                d["precision"] != "f32" or reference not in (None, model))
+            if check:
+                checked.add(kind)
+            cfg = {"model": model, "instance": d, "mode": mode, "index": k,
                    "dims": dims or {}, "warmup": warmup, "seed": seed, "count": count,
-                   "rate_per_instance": (rate / n) if rate else None}
+                   "rate_per_instance": (rate / n) if rate else None,
+                   "reference": (reference or model) if check else None}
             log = tempfile.TemporaryFile(mode="w+")
             logs.append(log)
             procs.append(_spawn(cfg, log, topology))
@@ -263,10 +311,13 @@ def _last_words(log) -> str:
 
 
 def _stop_all(sel, procs, logs, failures) -> dict:
-    """SIGTERM every live worker and gather the partial results they send."""
+    """SIGTERM every live worker and gather the partial results they send. A worker not yet
+    measuring ends at once: SIGTERM ends one that is starting, and its closed stdin one that
+    waits for the start (worker.py), so only those measuring are waited for."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
+    _close_stdin(procs)
     got: dict[int, dict] = {}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and sel.get_map():
@@ -276,26 +327,25 @@ def _stop_all(sel, procs, logs, failures) -> dict:
             if not line:
                 sel.unregister(procs[k].stdout)
                 continue
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "result":
+            msg = _message(line)
+            if msg is not None and msg["event"] == "result":
                 got[k] = msg
-        if all(p.poll() is not None for p in procs) and not any(
-                key.fileobj.readable() for key in sel.get_map().values()):
-            break
     return got
 
 
-def _reap(procs) -> None:
-    """No orphans: whatever is still running after a grace period is killed and waited for."""
+def _close_stdin(procs) -> None:
+    """No start will come: a worker waiting for one reads the end of its input and leaves."""
     for p in procs:
         try:
             if p.stdin and not p.stdin.closed:
                 p.stdin.close()
-        except OSError:
+        except OSError:  # the worker is gone: what was left in the pipe has nowhere to go
             pass
+
+
+def _reap(procs) -> None:
+    """No orphans: whatever is still running after a grace period is killed and waited for."""
+    _close_stdin(procs)
     deadline = time.monotonic() + 5
     for p in procs:
         try:
@@ -316,7 +366,8 @@ def _assemble(layout, mode, duration, results, machine, noise, failures) -> Layo
             latency_ns=np.asarray(r["latency_ns"], dtype=np.int64),
             start_offset_ns=np.asarray(r["start_offset_ns"], dtype=np.int64),
             window_ns=int(r["window_ns"]), counters=r["counters"], memory=r["memory"],
-            threads=r["threads"], partial=r["partial"], busy_threads=r.get("busy_threads")))
+            threads=r["threads"], partial=r["partial"], busy_threads=r.get("busy_threads"),
+            engine=r.get("engine"), accuracy=r.get("accuracy")))
     return LayoutRun(layout=layout, mode=mode, duration=duration, instances=inst,
                      machine=machine, noise=noise, failures=list(failures))
 

@@ -7,7 +7,11 @@ thread pool's speed is drawn anew. Throughput intervals come from the rounds (a 
 percentile intervals from a bootstrap over rounds and then inferences; each layout is compared
 with the first on the per-round ratios, paired by round (stats.paired_ratio, Holm over the
 layouts). With fewer than 3 rounds the intervals cover one window only and there is no
-verdict. README: "What a verdict means"."""
+verdict. README: "What a verdict means".
+
+Every layout runs under each engine and precision asked (layout.combine), in the same rounds;
+each shows the settings its engine resolved and, for a precision other than f32, its outputs
+against f32 on the same inputs (measured in the first round)."""
 from __future__ import annotations
 
 import dataclasses
@@ -19,14 +23,16 @@ import numpy as np
 from .. import stats
 from .._version import __version__
 from ..progress import Progress
-from ..errors import UsageError
+from ..errors import NotEnoughMemory, UsageError
 from ..kinds import Figure, Kind, register
 from ..noise import others_share
 from ..report import html as H, plots as P
-from ..topology import Topology, current as current_topology
-from . import driver
+from ..topology import Topology, current as current_topology, human_bytes, memory_now
+from ..words import plural
+from . import driver, engines as _engines
 from .diagnose import diagnose
-from .layout import Layout, parse_layout
+from .layout import Layout, asked_settings, combine, parse_layout
+from .layout import describe as describe_layout
 
 RAW_LIMIT = 20000  # per-inference latencies kept in the document up to this many per layout
 
@@ -95,6 +101,8 @@ def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
     doc = {
         "layout": run.layout.to_dict(),
         "description": run.layout.describe(),
+        "settings": _settings(run),
+        "accuracy": _accuracy(run),
         "throughput": {"per_s": thr, "ci": [lo, hi], "bins": bins.tolist(), "interval_from": basis},
         "latency": latency,
         "rounds": per_round,
@@ -108,7 +116,8 @@ def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
                        "per_inference": _per_inference(i),
                        "cpu_utilisation": i.counters["cpu_s"] / (i.window_ns / 1e9)
                        if i.window_ns else None,
-                       "threads": i.threads, "busy_threads": i.busy_threads}
+                       "threads": i.threads, "busy_threads": i.busy_threads,
+                       "engine": i.engine}
                       for i in run.instances],
         "telemetry": run.machine,
         "noise": run.noise.to_dict() if run.noise else None,
@@ -118,6 +127,36 @@ def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
     if lat.size <= RAW_LIMIT:
         doc["latency_ms"] = (lat / 1e6).round(4).tolist()
     return doc
+
+
+def _settings(run: driver.LayoutRun) -> list[dict]:
+    """What the layout's engines resolved (engines.RESOLVED), each distinct setting once
+    (every instance of a preset, every round, takes the same), with the most threads any
+    instance of it created."""
+    out: list[dict] = []
+    for i in run.instances:
+        if not i.engine:
+            continue
+        same = {k: v for k, v in i.engine.items() if k != "threads_created"}
+        seen = next((s for s in out if {k: v for k, v in s.items() if k != "threads_created"}
+                     == same), None)
+        if seen is None:
+            out.append(dict(i.engine))
+        elif (i.engine.get("threads_created") or 0) > (seen.get("threads_created") or 0):
+            seen["threads_created"] = i.engine["threads_created"]
+    return out
+
+
+def _accuracy(run: driver.LayoutRun) -> list[dict]:
+    """The accuracy checks against f32 (worker.py), one per engine and precision: the first
+    round's (the same inputs give the same figures every round)."""
+    out, seen = [], set()
+    for i in run.instances:
+        kind = (i.instance.get("engine"), i.instance.get("precision"))
+        if i.accuracy and kind not in seen:
+            seen.add(kind)
+            out.append({"engine": kind[0], "precision": kind[1], **i.accuracy})
+    return out
 
 
 def primary(mode: str) -> tuple[str, bool]:
@@ -163,16 +202,34 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
               rounds=stats.DEFAULT_ROUNDS, warmup=5, dims=None, rate=None, seed=0,
               target_effect: float | None = None, max_rounds: int | None = None,
               max_noise: float = stats.MAX_NOISE, min_effect: float = stats.MIN_EFFECT_ROUNDS,
-              topology: Topology | None = None, progress: bool | None = None) -> dict:
-    """Runs every layout ``rounds`` times, interleaved, each round with fresh workers, and
-    returns the result document. With ``target_effect`` (a fraction) it keeps adding rounds,
+              topology: Topology | None = None, progress: bool | None = None,
+              force: bool = False, engines=(_engines.DEFAULT_ENGINE,),
+              precisions=(_engines.DEFAULT_PRECISION,), allow_slow_precision: bool = False
+              ) -> dict:
+    """Runs every layout under every engine x precision (layout.combine: the first layout's
+    first combination is the baseline) ``rounds`` times, interleaved, each round with fresh
+    workers, and returns the result document. With ``target_effect`` (a fraction) it keeps adding rounds,
     up to ``max_rounds``, until every layout's comparison with the first could detect that
     effect; ``stopped`` in the document says after how many rounds and why.
+    Bad arguments, a layout its nodes cannot hold (``check_memory``; ``force`` runs it
+    anyway), an engine that is not installed (ImportError) and a precision the CPU has no
+    units for (``allow_slow_precision`` runs it anyway) are refused before any worker starts.
+    Every precision other than f32 is measured against f32 in the first round.
     On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
     topo = current_topology(topology)
-    if target_effect and len(layouts) < 2:
-        raise UsageError("--target-effect needs two layouts or more: it adds rounds until the "
-                         "comparisons with the first layout can resolve the effect")
+    if not isinstance(layouts, (list, tuple)) or not layouts or not all(
+            isinstance(l, Layout) for l in layouts):
+        raise UsageError(f"layouts must be a non-empty list of Layout (see parse_layout), got "
+                         f"{layouts!r:.60}")
+    layouts, left_out = combine(layouts, engines, precisions)
+    _check_asked(layouts, rounds=rounds, max_rounds=max_rounds, target_effect=target_effect,
+                 max_noise=max_noise, min_effect=min_effect)
+    driver.check_options(mode=mode, duration=duration, warmup=warmup, rate=rate)
+    for name in dict.fromkeys(i.to_dict()["engine"] for l in layouts for i in l.instances):
+        _engines.get(name).require()
+    for p in dict.fromkeys(i.to_dict()["precision"] for l in layouts for i in l.instances):
+        _engines.check_cpu(p, topo, allow_slow=allow_slow_precision)
+    check_memory(model_ref, layouts, topo, force=force)
     limit = max(rounds, max_rounds or 0) if target_effect else rounds
     per_run = duration * max((len(l.instances) if mode == "single" else 1) for l in layouts)
     bar = Progress(rounds * sum(per_run + 3 for _ in layouts), "infer", progress, seconds=True)
@@ -188,7 +245,7 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                 bar.update(f"round {r + 1}/{limit}: {layout.name}")
                 runs[k].append(driver.run_layout(
                     model_ref.path, layout, mode=mode, duration=duration, warmup=warmup,
-                    dims=dims, rate=rate, seed=seed, topology=topo,
+                    dims=dims, rate=rate, seed=seed, topology=topo, check_accuracy=r == 0,
                     progress=lambda what, frac, r=r: bar.update(f"round {r + 1}/{limit}: {what}")))
             done += 1
             if target_effect and done >= rounds:
@@ -200,15 +257,20 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                 why = (f"--max-rounds {limit} reached; the worst comparison could detect "
                        f"{'nothing yet' if not np.isfinite(mde) else f'{100 * mde:.1f} %'}"
                        f", not the {100 * target_effect:g} % asked for")
-    except (driver.WorkerFailed, driver.Interrupted) as e:
-        error = e
-        if e.partial is not None and e.partial.instances:
-            runs[[k for k, l in enumerate(layouts) if l is e.partial.layout][0]].append(e.partial)
+    except (driver.WorkerFailed, KeyboardInterrupt) as e:
+        # A Ctrl-C that came between two layouts, not inside the driver, stops the run alike.
+        error = e if isinstance(e, (driver.WorkerFailed, driver.Interrupted)) else (
+            driver.Interrupted())
+        if error.partial is not None and error.partial.instances:
+            runs[[k for k, l in enumerate(layouts) if l is error.partial.layout][0]].append(
+                error.partial)
     finally:
         bar.close()
     doc = document(model_ref, layouts, runs, topo, mode=mode, duration=duration, rounds=rounds,
                    dims=dims, rate=rate, target_effect=target_effect, max_rounds=max_rounds,
-                   max_noise=max_noise, min_effect=min_effect)
+                   max_noise=max_noise, min_effect=min_effect, engines=list(engines),
+                   precisions=list(precisions), allow_slow_precision=allow_slow_precision)
+    doc["warnings"] = left_out + doc["warnings"]
     doc["stopped"] = {"rounds": done, "why": why if error is None else "stopped early"}
     if error is not None:
         doc["partial"] = True
@@ -218,6 +280,60 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         doc["error"] = "interrupted (Ctrl-C)"
         raise driver.Interrupted(error.partial, document=doc) from error
     return doc
+
+
+def _check_asked(layouts, *, rounds, max_rounds, target_effect, max_noise, min_effect) -> None:
+    """The arguments that are run_infer's own (driver.check_options checks the window's),
+    for ``layouts`` as they will run (every engine x precision: layout.combine)."""
+    counts = {"rounds": rounds, **({} if max_rounds is None else {"max_rounds": max_rounds})}
+    for name, value in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(f"{name} must be a whole number >= 1, got {value!r}")
+    fractions = {"target_effect": target_effect or 0, "max_noise": max_noise,
+                 "min_effect": min_effect}
+    for name, value in fractions.items():
+        # NaN and infinity fail the comparison too.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise UsageError(f"{name} is a fraction, 0 or more and below 1, got {value!r}")
+    if target_effect and len(layouts) < 2:
+        raise UsageError("--target-effect needs two layouts or more: it adds rounds until the "
+                         "comparisons with the first layout can resolve the effect")
+
+
+# What one instance holds, at least, in bytes per byte of the model file: the weights as read,
+# ONNX Runtime's own copy of them, and its arenas and pre-packed weights.
+MODEL_COPIES = 3
+
+
+def check_memory(model_ref, layouts: list[Layout], topo: Topology, *, force: bool = False) -> None:
+    """Refuses (NotEnoughMemory) a layout whose instances need more memory on a node than it
+    has available now, each at least MODEL_COPIES x the model file (a floor: the interpreter
+    and ONNX Runtime themselves come on top). Bound memory counts on its node, interleaved
+    memory a share on each of its nodes; preferred and the kernel's default may spill to
+    other nodes and are not counted. Layouts run one after another, so each is checked alone.
+    ``force`` skips the check."""
+    if force:
+        return
+    per = MODEL_COPIES * model_ref.bytes
+    now = memory_now(topo, {n for l in layouts for i in l.instances for n in i.nodes})
+    for layout in layouts:
+        need: dict[int, float] = {}
+        count: dict[int, int] = {}
+        for inst in layout.instances:
+            if inst.policy not in ("bind", "interleave"):
+                continue
+            for n in inst.nodes:
+                need[n] = need.get(n, 0.0) + per / len(inst.nodes)
+                count[n] = count.get(n, 0) + 1
+        for n in sorted(need):
+            free = now.free_bytes(n)
+            if need[n] > free:
+                shared = " (a share of each on this node)" if need[n] < count[n] * per else ""
+                raise NotEnoughMemory(
+                    f"layout {layout.name} needs {human_bytes(need[n])} on node {n}: "
+                    f"{count[n]} instance(s) x {human_bytes(per)}{shared}, {MODEL_COPIES} x "
+                    f"the model's {human_bytes(model_ref.bytes)} each at least; node {n} has "
+                    f"{human_bytes(free)} available (use fewer instances, or --force to run it)")
 
 
 def _worst_mde(runs: dict, mode: str) -> float | None:
@@ -238,6 +354,10 @@ def document(model_ref, layouts, runs, topo, **asked) -> dict:
         d = summarize_run(_combine(runs[k]), topo)
         out.append(d)
         warnings += [f"{layout.name}: {w}" for w in d["latency"]["warnings"]]
+        warnings += [f"{layout.name}: {s['asked_precision']} asked, {s['engine']} ran "
+                     f"{s['precision']}: its figures are {s['precision']}'s"
+                     for s in d["settings"] if s.get("asked_precision") not in (
+                         None, s.get("precision"))]
     if len(out) > 1:
         for d, vs in zip(out[1:], versus_first(
                 out, asked["mode"], min_effect=asked.get("min_effect", stats.MIN_EFFECT_ROUNDS),
@@ -279,6 +399,59 @@ def implausible(layouts: list[dict], mode: str) -> list[str]:
     return out
 
 
+def model_line(r: dict) -> str:
+    """The model in one line: name, parameters and size, and each input as it was fed (its
+    dynamic dimensions filled in: --dim, batch 1 by default)."""
+    from .models import _is_batch_dim
+    m, dims = r["model"], r["asked"].get("dims") or {}
+
+    def dim(d, axis, name):
+        if isinstance(d, int):
+            return str(d)
+        value = dims.get(d, 1 if _is_batch_dim(d, axis) else None)
+        return f"{d}={value}" if value is not None else d
+    feeds = [f"{i['name']} {i['dtype']} [{', '.join(dim(d, k, i['name']) for k, d in enumerate(i['shape']))}]"
+             if i.get("shape") is not None else f"{i['name']} {i['dtype']}"
+             for i in m.get("inputs") or []]
+    if m.get("params") is not None and m.get("param_bytes") is not None:
+        size = f"{m['params'] / 1e6:.1f} M parameters ({m['param_bytes'] / 1e6:.0f} MB)"
+    else:
+        size = f"{m['bytes'] / 1e6:.0f} MB file" if m.get("bytes") else "size not recorded"
+    source = {"builtin": "built-in, random weights", "package": "from a package"}.get(
+        m.get("source"), "file")
+    return (f"model {m.get('name', '?')} ({source}): {size}; "
+            + (plural(len(feeds), "input") + ": " + ", ".join(feeds) if feeds else "no inputs"))
+
+
+def settings_lines(d: dict) -> list[str]:
+    """A layout's engine settings as they resolved ("ran: ..."; what was asked where nothing
+    resolved, as in a run that failed) and its accuracy against f32, one line each. A
+    document from before engines were recorded has neither: its description holds the
+    threads."""
+    if "settings" not in d:
+        return []
+    lines = [f"ran: {_engines.describe(s)}" for s in d["settings"]] or [
+        f"asked: {_engines.describe(a)}" for a in
+        [dict(t) for t in dict.fromkeys(tuple(asked_settings(i).items())
+                                        for i in d["layout"]["instances"])]]
+    for a in d.get("accuracy") or []:
+        figures = "; ".join(f"{o['name']} max abs {o['max_abs']:.3g}, max rel "
+                            + (f"{o['max_rel']:.3g}" if o["max_rel"] is not None else "-")
+                            + f", cosine {o['cosine']:.6f}" for o in a["outputs"])
+        lines.append(f"{a['engine']} {a['precision']} against {a['reference']} (inputs "
+                     f"{a['inputs']}): {figures}")
+    return lines
+
+
+def _worst_accuracy(d: dict) -> tuple[float, float] | None:
+    """The largest absolute error and the lowest cosine similarity over a layout's checked
+    outputs (None: not checked, as an f32 run is not)."""
+    outs = [o for a in d.get("accuracy") or [] for o in a["outputs"]]
+    if not outs:
+        return None
+    return max(o["max_abs"] for o in outs), min(o["cosine"] for o in outs)
+
+
 def table(doc: dict) -> str:
     """Per layout (80 columns): throughput with its interval, CPU time per inference and the
     ratio to the first layout; p50/p90/p99 with intervals (a dagger: too few samples for that
@@ -287,10 +460,11 @@ def table(doc: dict) -> str:
     asked = doc["asked"]
     basis = {"rounds": "over rounds", "window": "within one window only"}
     first = doc["layouts"][0]["throughput"].get("interval_from", "window") if doc["layouts"] else ""
-    lines = [f"model {doc['model']['name']} ({asked['mode']} loop, "
-             f"{asked['duration']:g} s x {asked['rounds']} round(s)); 95 % intervals "
-             f"{basis.get(first, '')}",
-             f"{'layout':<24}{'inferences/s':>13} {'interval':>15} {'CPU ms/inf':>11}  vs first"]
+    vs_head = "vs first" if asked["mode"] == "closed" else "p50 vs first"
+    lines = textwrap.wrap(model_line(doc), 79, subsequent_indent="    ") + [
+             f"{asked['mode']} loop, {asked['duration']:g} s x {plural(asked['rounds'], 'round')}"
+             f"; 95 % intervals {basis.get(first, '')}",
+             f"{'layout':<24}{'inferences/s':>13} {'interval':>15} {'CPU ms/inf':>11}  {vs_head}"]
     weak = False
     for d in doc["layouts"]:
         t, lat = d["throughput"], d["latency"]
@@ -299,7 +473,7 @@ def table(doc: dict) -> str:
         if not vs:
             vs_text = "(baseline)"
         elif ratio and ratio[0] is not None:
-            vs_text = f"{ratio[0]:.2f}x" + ("" if asked["mode"] == "closed" else " p50")
+            vs_text = f"{ratio[0]:.2f}x"
         else:
             vs_text = "-"
         cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}" if d["cpu_s_per_inference"] else "-"
@@ -313,18 +487,20 @@ def table(doc: dict) -> str:
                 pct.append(f"{key} {lat[key]['ms']:.3g}{mark} "
                            f"({lat[key]['ci'][0]:.3g}-{lat[key]['ci'][1]:.3g})")
         lines.append("    ms: " + "  ".join(pct))
+        for text in settings_lines(d):
+            lines += textwrap.wrap(text, 79, initial_indent="    ", subsequent_indent="      ")
         if vs.get("verdict"):
             lines += textwrap.wrap(f"vs first: {vs['verdict']}"
                                    + (f" ({vs['detail']})" if vs.get("detail") else ""),
                                    79, initial_indent="    ", subsequent_indent="      ")
     if weak:
-        lines.append("    \u2020 too few samples for this percentile to be more than the maximum: "
-                     "run longer")
+        lines.append("    \u2020 too few samples for this percentile to be more than the "
+                     "maximum: run longer")
     if asked.get("target_effect") and doc.get("stopped"):
         lines += textwrap.wrap(f"stopped after {doc['stopped']['rounds']} round(s): "
                                f"{doc['stopped']['why']}", 79)
     for d in doc["layouts"]:
-        lines += textwrap.wrap(f"{d['layout']['name']}: {d['description'].split(': ', 1)[1]}",
+        lines += textwrap.wrap(describe_layout(d["layout"]),
                                79, subsequent_indent="    ")
         for x in d["diagnoses"]:
             lines += textwrap.wrap(f"- {x}", 79, initial_indent="  ", subsequent_indent="    ")
@@ -390,7 +566,7 @@ def sweep_text(r: dict) -> str:
     for c in sw["curve"]:
         eff = f"{100 * c['scaling_efficiency']:.0f}%" if c["scaling_efficiency"] else "-"
         p50 = f"{c['p50_ms']:.2f} ms" if c["p50_ms"] is not None else "-"
-        lines.append(f"  {c['layout']:<8} {c['cpus']:>3} CPUs {c['throughput']:9.1f}/s  "
+        lines.append(f"  {c['layout']:<8} {plural(c['cpus'], 'CPU'):>8} {c['throughput']:9.1f}/s  "
                      f"p50 {p50}  efficiency {eff}")
     lines.append(f"throughput stops rising after: {sw['stops_rising_after'] or 'it did not stop'}")
     bound = f" (p99 <= {sw['p99_max_ms']} ms)" if sw["p99_max_ms"] else ""
@@ -421,16 +597,36 @@ def _figures(r: dict) -> list[Figure]:
     return out
 
 
+def _engine_and_precision(d: dict) -> tuple[str | None, str | None]:
+    """The engines and precisions a layout ran ("+" between several), as they resolved; as
+    asked where nothing resolved; None for a document from before engines were recorded."""
+    if "settings" not in d:
+        return None, None
+    got = d["settings"] or [asked_settings(i) for i in d["layout"]["instances"]]
+    return tuple("+".join(dict.fromkeys(str(s.get(k)) for s in got))
+                 for k in ("engine", "precision"))
+
+
 def _rows(r: dict) -> tuple[list, list]:
-    head = ["layout", "instances", "cpus", "throughput_per_s", "throughput_ci_low",
-            "throughput_ci_high", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "cpu_s_per_inference"]
+    """One row per layout: its figures, its comparison with the first (the ratio of the
+    mode's primary figure, its interval and the verdict) and the model, so a row stands alone."""
+    head = ["model", "model_sha256", "mode", "layout", "instances", "cpus", "throughput_per_s",
+            "throughput_ci_low", "throughput_ci_high", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms",
+            "cpu_s_per_inference", "rounds", "vs_first_figure", "vs_first_ratio",
+            "vs_first_ci_low", "vs_first_ci_high", "vs_first_verdict", "engine", "precision",
+            "vs_f32_max_abs", "vs_f32_cosine"]
+    model, mode = r["model"], r["asked"]["mode"]
     out = []
     for d in r["layouts"]:
-        lat = d["latency"]
-        out.append([d["layout"]["name"], len(d["layout"]["instances"]), d["cpus"],
+        lat, vs = d["latency"], d.get("vs_first") or {}
+        ratio = vs.get("throughput_ratio") or vs.get("p50_ratio") or [None, None, None]
+        out.append([model["name"], model.get("sha256"), mode, d["layout"]["name"],
+                    len(d["layout"]["instances"]), d["cpus"],
                     d["throughput"]["per_s"], *d["throughput"]["ci"],
                     *[lat[k]["ms"] if lat.get(k) else None for k in ("p50", "p90", "p99", "p99.9")],
-                    d["cpu_s_per_inference"]])
+                    d["cpu_s_per_inference"], len(d.get("rounds") or []),
+                    vs.get("figure"), *ratio, vs.get("verdict", "baseline" if not vs else None),
+                    *_engine_and_precision(d), *(_worst_accuracy(d) or (None, None))])
     return head, out
 
 
@@ -438,8 +634,9 @@ def _html_infer(r: dict, kind: str) -> str:
     asked = r.get("asked") or {}
     mode = asked.get("mode", "closed")
     model = r.get("model") or {}
-    out = [f"<p>model <b>{H.e(model.get('name'))}</b> ({H.e(mode)} loop, {asked.get('duration', 0):g} s "
-           f"x {H.e(asked.get('rounds'))} round(s)): {H.e(model.get('description'))}</p>"]
+    out = [f"<p>{H.e(model_line(r))}<br>{H.e(mode)} loop, {asked.get('duration', 0):g} s "
+           f"x {H.e(plural(asked.get('rounds') or 0, 'round'))}: "
+           f"{H.e(model.get('description'))}</p>"]
     rows, weak = [], False
     for k, d in enumerate(r.get("layouts") or []):
         t, lat = d["throughput"], d["latency"]
@@ -463,24 +660,30 @@ def _html_infer(r: dict, kind: str) -> str:
                        f"<span class=sub>{H.e(ci)} {H.e(vs.get('detail', ''))}</span>")
         else:
             vs_cell = "(baseline)" if k == 0 else "-"
-        cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}m" if d.get("cpu_s_per_inference") else "-"
+        cpu = f"{d['cpu_s_per_inference'] * 1e3:.1f}" if d.get("cpu_s_per_inference") else "-"
         noise = d.get("noise")
+        worst = _worst_accuracy(d)
         rows.append([d["layout"]["name"], f"{t['per_s']:.1f}",
                      f"[{t['ci'][0]:.1f},{t['ci'][1]:.1f}]", p("p50"), p("p90"), p("p99"), cpu,
-                     H.pct(noise["foreign_fraction"]) if noise else "-", vs_cell])
-    out.append(H.table(["layout", "inf/s", "95% CI", "p50 ms", "p90", "p99", "CPU s",
-                       "other load", "vs first"], rows,
+                     H.pct(noise["foreign_fraction"]) if noise else "-",
+                     f"{worst[0]:.3g} / {worst[1]:.6f}" if worst else "-", vs_cell])
+    out.append(H.table(["layout", "inferences/s", "95 % CI", "p50 ms", "p90 ms", "p99 ms",
+                       "CPU ms per inference", "other load", "vs f32: max abs / cosine",
+                       "vs first" if mode == "closed" else "p50 vs first"], rows,
                       caption="per layout: throughput (mean, 95 % CI), latency percentiles, CPU "
-                              "seconds per inference, other processes' share of the CPUs, and "
+                              "time per inference (ms, summed over the layout's worker "
+                              "processes), other processes' share of the CPUs, the outputs "
+                              "against f32 (the largest error and the lowest cosine "
+                              "similarity over the outputs; -: an f32 run, not checked) and "
                               "the layout against the first"))
     if weak:
         out.append('<p class="small muted">\u2020 too few samples for this percentile to be more '
                    "than the maximum; run longer</p>")
     out.append("<h4>layouts and diagnoses</h4>")
     for d in r.get("layouts") or []:
-        desc = d.get("description", "")
-        desc = desc.split(": ", 1)[1] if ": " in desc else desc
-        items = "".join(f"<li>{H.e(x)}</li>" for x in d.get("diagnoses") or [])
+        desc = describe_layout(d["layout"]).split(": ", 1)[1]
+        items = "".join(f"<li>{H.e(x)}</li>" for x in settings_lines(d) + (
+            d.get("diagnoses") or []))
         if d.get("failures"):
             items += f"<li><b>failed:</b> {H.e('; '.join(d['failures']))}</li>"
         out.append(f"<p><b>{H.e(d['layout']['name'])}</b>: {H.e(desc)}</p>"
@@ -497,7 +700,7 @@ def _html_infer(r: dict, kind: str) -> str:
                          f"{c['p99_ms']:.2f}" if c.get("p99_ms") is not None else "-",
                          f"{100 * c['scaling_efficiency']:.0f}%"
                          if c.get("scaling_efficiency") else "-"])
-        out.append(H.table(["layout", "instances", "CPUs", "inf/s", "p50 ms", "p99 ms",
+        out.append(H.table(["layout", "instances", "CPUs", "inferences/s", "p50 ms", "p99 ms",
                            "efficiency"], rows,
                           caption="throughput by instances (scaling efficiency vs one thread)"))
         bound = f" (p99 \u2264 {sw['p99_max_ms']} ms)" if sw.get("p99_max_ms") else ""
@@ -512,32 +715,40 @@ _PCTS = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999))
 
 
 def _plot_latency_cdf(doc, r):
+    """Per layout, the fraction of inferences slower than each latency (1 - F) on a log scale,
+    so the tail (p99, p99.9) gets as much room as the median; dots mark the percentiles the
+    document reports (hollow: too few samples to trust)."""
     import numpy as np
     lays = r.get("layouts") or []
     if not lays:
         return None
     fig = P.figure(9.0, 5.4)
     ax = fig.add_subplot()
-    lo, hi = math.inf, 0.0
+    lo, hi, lowest = math.inf, 0.0, 1 - _PCTS[-1][1]
     for d, col in zip(lays, P.colours(len(lays))):
         name, lat = d["layout"]["name"], d["latency"]
         raw = d.get("latency_ms")
         if raw:
             xs = np.sort(np.asarray(raw, float))
             n = xs.size
-            idx = np.unique(np.linspace(0, n - 1, min(n, P.CDF_POINTS)).round().astype(int))
-            ax.step(xs[idx], (idx + 1) / n, where="post", color=col, linewidth=1.6,
+            # points spread evenly over the samples and over the tail's decades alike
+            half = max(2, P.CDF_POINTS // 2)
+            idx = np.unique(np.concatenate([np.linspace(0, n - 1, min(n, half)),
+                                            n - np.geomspace(1, n, min(n, half))])
+                            .round().astype(int))
+            # (n - i) / n of the inferences take at least xs[i]: never 0, so always on the axis
+            ax.step(xs[idx], (n - idx) / n, where="pre", color=col, linewidth=1.6,
                     label=f"{name} ({n} inferences)")
-            lo, hi = min(lo, float(xs[0])), max(hi, float(xs[-1]))
-        marks = [(lat[k]["ms"], q, lat[k].get("enough_samples", True)) for k, q in _PCTS
+            lo, hi, lowest = min(lo, float(xs[0])), max(hi, float(xs[-1])), min(lowest, 1 / n)
+        marks = [(lat[k]["ms"], 1 - q, lat[k].get("enough_samples", True)) for k, q in _PCTS
                  if lat.get(k)]
         if not marks:
             continue
         if not raw:
             ax.plot([m[0] for m in marks], [m[1] for m in marks], "--", color=col, linewidth=1,
-                    label=f"{name} (percentiles only: no per-inference latencies)")
-        for ms, q, ok in marks:
-            ax.plot([ms], [q], "o", color=col, markersize=6,
+                    label=f"{name} (percentiles only:\nno per-inference latencies)")
+        for ms, slower, ok in marks:
+            ax.plot([ms], [slower], "o", color=col, markersize=6,
                     markerfacecolor=col if ok else "white", markeredgewidth=1.4)
         lo, hi = min(lo, min(m[0] for m in marks)), max(hi, max(m[0] for m in marks))
     if hi > 0 and lo > 0 and hi / lo > 8:
@@ -547,17 +758,14 @@ def _plot_latency_cdf(doc, r):
         xlabel = "latency per inference, ms (log scale)"
     else:
         xlabel = "latency per inference, ms"
-    for k, q in _PCTS[:3]:
-        ax.axhline(q, color="0.8", linewidth=0.8, zorder=0)
-        ax.annotate(k, (1.0, q), xycoords=("axes fraction", "data"), xytext=(3, 0),
-                    textcoords="offset points", va="center", fontsize=8, color="0.4")
-    ax.set_ylim(0, 1.02)
+    P.tail_y(ax, _PCTS, lowest / 1.6)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("fraction of inferences at or below")
+    ax.set_ylabel("fraction of inferences slower than this (log scale)")
     ax.grid(True, axis="x", color="0.92", linewidth=0.8)
-    ax.legend(loc="lower right", frameon=False)
-    P.titles(fig, ax, f"latency distribution per layout: model {r['model']['name']}", doc,
-            "dots: p50, p90, p99, p99.9 (hollow: too few samples to trust)")
+    P.legend_outside(ax)
+    P.titles(fig, ax, f"latency tail per layout: model {r['model']['name']}", doc,
+             "the share of inferences slower than each latency; dots: p50, p90, p99, p99.9 "
+             "(hollow: too few samples to trust)")
     return fig
 
 

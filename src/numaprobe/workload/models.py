@@ -14,10 +14,13 @@ their outputs mean nothing; their cost (bytes moved, FLOPs, working set) is what
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import math
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import UsageError
 
-__all__ = ["BUILTINS", "PACKAGES", "ModelRef", "InputSpec", "resolve", "inputs",
+__all__ = ["BUILTINS", "PACKAGES", "ModelRef", "InputSpec", "resolve", "inputs", "outputs",
            "make_inputs", "describe", "default_cache_dir", "MODEL_VERSION", "OPSET"]
 
 OPSET = 20          # ai.onnx opset of the built-in models (Gelu appeared in 20)
@@ -302,19 +305,23 @@ def resolve(model: str, cache_dir: str | None = None, seed: int = 0) -> ModelRef
       with ``onnx.checker`` (ValueError "... is not an ONNX model: <reason>" if it fails);
     - a builtin name (``BUILTINS``): generated with ``seed`` into ``cache_dir`` (default
       ``default_cache_dir()``) on first use, then reused; the file name carries the name, the
-      seed and ``MODEL_VERSION``, and it is written to a temporary file and renamed, so that
-      processes that race each get a complete file;
-    - a bare package name (``magika``);
+      seed, ``MODEL_VERSION`` and the start of the content's SHA-256 (a damaged file is built
+      again), and it is written to a temporary file and renamed, so that processes that race
+      each get a complete file;
+    - a wheel (``x.whl``, or ``x.whl#path/in/it.onnx`` when it holds several): the .onnx
+      in it, extracted once into the cache (named by the wheel's hash);
+    - a bare package name (``magika``), or any installed package that ships one .onnx file
+      (``package:NAME`` too);
     - an existing file by any other name.
 
     ``seed`` only matters for builtins.  Anything else is a ValueError that lists the choices.
     """
     if model.startswith("package:"):
         name = model[len("package:"):]
-        if name not in PACKAGES:
-            raise UsageError(f"unknown package model {name!r}: known package models are "
-                             f"{', '.join(PACKAGES)}")
-        return _package_ref(name)
+        return _package_ref(name) if name in PACKAGES else _any_package_ref(name)
+    wheel, hash_sign, member = model.partition(".whl#")
+    if model.endswith(".whl") or hash_sign:
+        return _wheel_ref(model if not hash_sign else wheel + ".whl", member or None, cache_dir)
     looks_like_path = os.sep in model or model.endswith(".onnx")
     if looks_like_path or (model not in BUILTINS and model not in PACKAGES
                            and os.path.isfile(model)):
@@ -323,9 +330,70 @@ def resolve(model: str, cache_dir: str | None = None, seed: int = 0) -> ModelRef
         return _builtin_ref(model, cache_dir, seed)
     if model in PACKAGES:
         return _package_ref(model)
+    if re.fullmatch(r"[A-Za-z_][\w.]*", model) and _installed(model):
+        return _any_package_ref(model)
     raise UsageError(
         f"unknown model {model!r}: built-in models are {', '.join(BUILTINS)}; package models "
         f"are {', '.join(PACKAGES)} (also as package:NAME); a path to a .onnx file works too")
+
+
+def _installed(module: str) -> bool:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and bool(spec.submodule_search_locations)
+
+
+def _one_of(found: list[str], where: str, how: str) -> str:
+    """The one .onnx file found, or a refusal that lists them and says how to pick one."""
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(f"{where} holds no .onnx file")
+    listed = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+    raise UsageError(f"{where} holds {len(found)} .onnx files ({listed}): {how}")
+
+
+def _any_package_ref(name: str) -> ModelRef:
+    """The .onnx file an installed package ships (found without importing it)."""
+    if not _installed(name):
+        raise UsageError(f"no installed package {name!r}; package models that numaprobe "
+                         f"knows are {', '.join(PACKAGES)}, and any installed package that "
+                         "ships one .onnx file works")
+    roots = importlib.util.find_spec(name).submodule_search_locations
+    found = sorted(str(p) for root in roots for p in Path(root).rglob("*.onnx"))
+    path = _one_of(found, f"the installed package {name}", "give the path of one as --model")
+    _check_onnx(path)
+    return ModelRef(name, path, "package", f"{Path(path).name} from the installed {name} "
+                    "package", os.path.getsize(path))
+
+
+def _wheel_ref(wheel: str, member: str | None, cache_dir: str | None) -> ModelRef:
+    """The .onnx file in a wheel, extracted into the cache the first time (a wheel is a zip)."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            names = sorted(n for n in z.namelist() if n.endswith(".onnx"))
+            if member is None:
+                member = _one_of(names, f"the wheel {wheel}",
+                                 f"pick one with --model {wheel}#{names[0] if names else ''}")
+            elif member not in names:
+                raise UsageError(f"the wheel {wheel} has no {member}; its .onnx files: "
+                                 f"{', '.join(names) or 'none'}")
+            data = z.read(member)
+    except (zipfile.BadZipFile, OSError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise UsageError(f"cannot read the wheel {wheel}: {why}") from None
+    directory = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "wheels"
+    stem = f"{Path(wheel).stem}-{Path(member).stem}"
+    ours = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{{_NAMED_HASH}}}\.onnx")
+    cached = [p for p in sorted(directory.glob(f"{stem}-*.onnx"))
+              if ours.fullmatch(p.name) and _intact(p)]
+    path = cached[0] if cached else _build_into(directory, stem, data)
+    _check_onnx(str(path))
+    return ModelRef(Path(member).stem, str(path.resolve()), "file",
+                    f"{member} from the wheel {os.path.basename(wheel)}", path.stat().st_size)
 
 
 def _check_onnx(path: str) -> None:
@@ -353,25 +421,58 @@ def _package_ref(name: str) -> ModelRef:
                     path.stat().st_size)
 
 
+_NAMED_HASH = 16  # hex digits of the SHA-256 in a cached file's name
+
+
 def _builtin_ref(name: str, cache_dir: str | None, seed: int) -> ModelRef:
-    if not isinstance(seed, int) or seed < 0:
+    """The cached file of a builtin, built first when there is none that is intact.
+
+    The file's name ends in the start of its content's SHA-256 (``encoder-seed0-v1-<hash>.onnx``):
+    a file cut short or damaged on disk no longer matches its name and is built again, without
+    a second file to keep in step and without building the model to check it."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, not {seed!r}")
     directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = directory / f"{name}-seed{seed}-v{MODEL_VERSION}.onnx"
-    if not path.is_file():
-        directory.mkdir(parents=True, exist_ok=True)
-        data = BUILTINS[name][1](seed).SerializeToString()
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
-            os.replace(tmp, path)  # atomic: a racing process sees no file or a whole one
-        except BaseException:
-            os.unlink(tmp)
-            raise
+    stem = f"{name}-seed{seed}-v{MODEL_VERSION}"
+    ours = re.compile(rf"{re.escape(stem)}-[0-9a-f]{{{_NAMED_HASH}}}\.onnx")
+    cached = sorted(p for p in directory.glob(f"{stem}-*.onnx") if ours.fullmatch(p.name))
+    path = next((p for p in cached if _intact(p)), None)
+    if path is None:
+        path = _build_into(directory, stem, BUILTINS[name][1](seed).SerializeToString())
     return ModelRef(name, str(path.resolve()), "builtin",
                     f"{BUILTINS[name][0]}; seed {seed}", path.stat().st_size)
+
+
+def _intact(path: Path) -> bool:
+    """Whether a cached file still holds what its name says; one that does not is removed."""
+    if path.stem.rsplit("-", 1)[-1] == _sha256(str(path))[:_NAMED_HASH]:
+        return True
+    print(f"numaprobe: {path} is damaged or cut short; building it again", file=sys.stderr)
+    with contextlib.suppress(OSError):  # a racing process removed it first, or it is not ours
+        path.unlink()
+    return False
+
+
+def _build_into(directory: Path, stem: str, data: bytes) -> Path:
+    """Writes a built model under its name and hash: to a temporary file, then renamed, so
+    that racing processes each see no file or a whole one (the same: builders are
+    deterministic)."""
+    path = directory / f"{stem}-{hashlib.sha256(data).hexdigest()[:_NAMED_HASH]}.onnx"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"cannot write built-in models into {directory}: {e.strerror} (set "
+                         "NUMAPROBE_CACHE to a folder you can write)") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the cache may be shared
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,6 +494,12 @@ def inputs(path: str) -> list[InputSpec]:
     """The model's inputs, read from the file's graph (without external data and without
     onnxruntime); initializers that old exporters also list as inputs are left out."""
     return _inputs_of(onnx.load(str(path), load_external_data=False).graph)
+
+
+def outputs(path: str) -> list[str]:
+    """The names of the model's outputs, in the graph's order (the order engines return
+    them in)."""
+    return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
 
 
 def _inputs_of(graph: onnx.GraphProto) -> list[InputSpec]:
@@ -520,7 +627,6 @@ def _values(s: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> n
 
 def _sha256(path: str) -> str:
     """The file's SHA-256: the model's identity when documents are compared."""
-    import hashlib
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -1,17 +1,26 @@
-"""One instance of a layout: a worker process that places itself, then builds its ONNX
-Runtime session, then measures. Run by the driver as ``python -m numaprobe.workload.worker``.
+"""One instance of a layout: a worker process that places itself, then builds its engine
+(engines/), then measures. Run by the driver as ``python -m numaprobe.workload.worker FD``.
 
-Order matters: the worker pins itself and sets its memory policy *before* importing ONNX
-Runtime and building the session, because the weights and arenas are first written while the
-session is built, by the thread that builds it, and ONNX Runtime's threads inherit the
-creating thread's CPU mask and memory policy. After the build every thread's mask is read from
-/proc and the worker refuses to run if one escaped its CPUs.
+Order matters: the worker pins itself and sets its memory policy *before* importing the
+engine and building the model, because the weights and arenas are first written while the
+model is built, by the thread that builds it, and the engine's threads inherit the creating
+thread's CPU mask and memory policy. After the warm-up (so pools that start with the first
+inference are there too) every thread's mask is read from /proc and the worker refuses to run
+if one escaped its CPUs, whichever engine made it.
 
-Protocol (one JSON object a line): the driver writes the configuration on stdin; the worker
-answers {"event": "ready", ...} after warming up, waits for {"start_ns": T, "end_ns": T2}
-(CLOCK_MONOTONIC, shared by all processes), measures in that window and answers
-{"event": "result", ...}. On SIGTERM it stops early and still answers, marked partial.
-Failures are {"event": "error", "message": ...} and a non-zero exit.
+A precision other than f32, or a model that is a stand-in for another (``reference``), is
+measured against f32 first: the reference is built at f32 with the same engine, run on the
+same inputs and closed before the measured model is built, and its outputs compared
+(engines.accuracy).
+
+Protocol (one JSON object a line) on its own pipe, the inherited descriptor FD, so that
+whatever the engine prints on stdout or stderr (OpenVINO logs) goes to the log and cannot
+break it: the driver writes the configuration on stdin; the worker answers {"event": "ready",
+...} after warming up, waits for {"start_ns": T, "end_ns": T2} (CLOCK_MONOTONIC, shared by all
+processes), measures in that window and answers {"event": "result", ...}. On SIGTERM while
+measuring it stops early and still answers, marked partial; before that (starting, warming up,
+waiting for the start) it has nothing to report and ends at once, as it does when its stdin
+closes. Failures are {"event": "error", "message": ...} and a non-zero exit.
 """
 from __future__ import annotations
 
@@ -23,9 +32,10 @@ import time
 
 from .. import _core, placement, system
 from ..topology import format_list, parse_list
-from . import telemetry
+from . import engines, telemetry
 
 _stop = False
+_channel = sys.stdout  # the protocol's pipe (main() opens the descriptor it was given)
 
 
 def _on_term(signum, frame):
@@ -34,30 +44,46 @@ def _on_term(signum, frame):
 
 
 def _send(obj) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    _channel.write(json.dumps(obj) + "\n")
+    _channel.flush()
 
 
-def _session(cfg: dict, inst: dict):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = inst["intra"]
-    so.inter_op_num_threads = inst["inter"]
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.log_severity_level = 3
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if inst["spin"] else "0")
-    cpus = parse_list(inst["cpus"])
-    if inst["pin"] and inst["intra"] > 1:
-        # One entry per thread beyond the caller; ONNX Runtime counts CPUs from 1.
-        so.add_session_config_entry("session.intra_op_thread_affinities",
-                                    ";".join(str(c + 1) for c in cpus[1:inst["intra"]]))
-    return ort.InferenceSession(cfg["model"], so, providers=["CPUExecutionProvider"])
+def _reference(engine, cfg: dict, inst: dict, feeds: dict) -> list | None:
+    """The f32 outputs to measure this instance against (None: nothing to check). The
+    reference model is built, run once and closed before the measured one is built, so the
+    two never hold memory together."""
+    if not cfg.get("reference"):
+        return None
+    ref = engine.build(engines.Request.of(cfg["reference"], inst, precision="f32"))
+    try:
+        return ref.run(feeds)
+    finally:
+        ref.close()
+
+
+def _escaped(threads: list[dict], cpus) -> str | None:
+    """The first thread whose mask leaves ``cpus``, in words; None when all stay inside."""
+    allowed = set(cpus)
+    for t in threads:
+        if not set(parse_list(t["cpus"])) <= allowed:
+            return (f"thread {t['tid']} ({t['name']}) may run on CPUs {t['cpus']}, outside "
+                    f"the instance's CPUs {format_list(cpus)}: the layout did not hold")
+    return None
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _on_term)
+    global _channel
+    # Until it is ready the worker has measured nothing: SIGTERM ends it at once, even in the
+    # middle of a model build or warm-up in C, so a driver that stops waits for nothing.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; it sends SIGTERM
-    cfg = json.loads(sys.stdin.readline())
+    if len(sys.argv) > 1:  # the protocol's pipe, kept from anything the worker starts
+        os.set_inheritable(int(sys.argv[1]), False)
+        _channel = os.fdopen(int(sys.argv[1]), "w", buffering=1)
+    line = sys.stdin.readline()
+    if not line:
+        return 0  # the driver went away before it sent the configuration
+    cfg = json.loads(line)
     # A driver that is killed (even by SIGKILL) takes its workers with it: nobody would read
     # what they measure, and they would hold the CPUs for the rest of --duration.
     _core.die_with_parent(signal.SIGKILL)
@@ -70,36 +96,49 @@ def main() -> int:
             placement.pin(cpus, process=True)
         if inst["policy"]:
             placement.membind(parse_list(inst["nodes"]), inst["policy"])
-        sess = _session(cfg, inst)
-        if inst["pin"]:
-            placement.pin(cpus[:1])  # the caller is the intra-op pool's first thread
-        threads = system.threads()  # the real /proc, whatever $NUMAPROBE_SYSFS_ROOT says
-        if inst["pin"]:
-            allowed = set(cpus)
-            for t in threads:
-                if not set(parse_list(t["cpus"])) <= allowed:
-                    _send({"event": "error", "message":
-                           f"thread {t['tid']} ({t['name']}) may run on CPUs {t['cpus']}, outside "
-                           f"the instance's CPUs {format_list(cpus)}: the layout did not hold"})
-                    return 3
-        from .models import inputs, make_inputs
+        threads_before = len(system.tasks())
+        engine = engines.get(inst.get("engine"))
+        from .models import inputs, make_inputs, outputs
         feeds = make_inputs(inputs(cfg["model"]), cfg["dims"], seed=cfg["index"])
+        reference = _reference(engine, cfg, inst, feeds)
+        session = engine.build(engines.Request.of(cfg["model"], inst))
         for _ in range(cfg["warmup"]):
-            sess.run(None, feeds)
+            session.submit(feeds, lambda: None)
+        session.wait()
+        accuracy = None
+        if reference is not None:
+            accuracy = {"reference": f"{engine.name} f32",
+                        "inputs": f"generated, seed {cfg['index']}",
+                        "outputs": engines.accuracy(reference, session.run(feeds),
+                                                    outputs(cfg["model"]))}
+        threads = system.threads()  # the real /proc, whatever $NUMAPROBE_SYSFS_ROOT says
+        escaped = _escaped(threads, cpus) if inst["pin"] else None
+        if escaped:
+            _send({"event": "error", "message": escaped})
+            return 3
+        resolved = {**session.resolved(), "asked_precision": inst.get("precision", "f32"),
+                    "threads_created": len(threads) - threads_before}
     except Exception as e:  # reported to the driver, which says which worker failed and why
         _send({"event": "error", "message": f"{type(e).__name__}: {e}"})
         return 2
+    signal.signal(signal.SIGTERM, _on_term)  # from here on, a stop is reported (partial)
     _send({"event": "ready", "pid": os.getpid(), "threads": threads})
 
     go = sys.stdin.readline()
     if not go:
-        return 0  # the driver went away before the start
+        return 0  # the driver went away or stopped before the start
     go = json.loads(go)
     start, end = go["start_ns"], go["end_ns"]
     while time.monotonic_ns() < start and not _stop:
         time.sleep(min(0.001, max(0, (start - time.monotonic_ns()) / 1e9)))
     before, cpu_before = telemetry.process_counters(), telemetry.thread_cpu_ns()
-    lat, arrivals = [], []
+    # (submitted at, done at), appended whole when each inference ends: with several in
+    # flight (streams), completions come from the engine's threads in any order.
+    done: list[tuple[int, int]] = []
+
+    def finished(at: int):
+        return lambda: done.append((at, time.monotonic_ns()))
+    submitted = 0
     if cfg["mode"] == "poisson":
         import random
         rng = random.Random(cfg["seed"] * 1000 + cfg["index"])
@@ -108,29 +147,29 @@ def main() -> int:
         while arrival < end and not _stop:
             while (now := time.monotonic_ns()) < arrival and not _stop:
                 time.sleep(min(0.0005, (arrival - now) / 1e9))
-            sess.run(None, feeds)
-            done = time.monotonic_ns()
-            lat.append(done - arrival)  # waiting counts: latency is from the arrival
-            arrivals.append(arrival - start)
+            session.submit(feeds, finished(arrival))  # waiting counts: latency from arrival
             arrival += int(rng.expovariate(rate) * 1e9)
     else:
         limit = cfg.get("count") or float("inf")
-        while not _stop and len(lat) < limit:
+        while not _stop and submitted < limit:
             t0 = time.monotonic_ns()
             if t0 >= end:
                 break
-            sess.run(None, feeds)
-            t1 = time.monotonic_ns()
-            lat.append(t1 - t0)
-            arrivals.append(t0 - start)
+            session.submit(feeds, finished(t0))
+            submitted += 1
+    session.wait()
     stopped = time.monotonic_ns()
+    done.sort()
+    lat = [b - a for a, b in done]
+    arrivals = [a - start for a, _ in done]
     after, cpu_after = telemetry.process_counters(), telemetry.thread_cpu_ns()
     window = (max(stopped, end) if cfg["mode"] == "poisson" and not _stop else stopped) - start
     _send({"event": "result", "index": cfg["index"], "partial": _stop,
            "latency_ns": lat, "start_offset_ns": arrivals, "window_ns": window,
            "counters": telemetry.delta(before, after),
            "memory": telemetry.pages_per_node(), "threads": len(cpu_after),
-           "busy_threads": telemetry.busy_threads(cpu_before, cpu_after, window)})
+           "busy_threads": telemetry.busy_threads(cpu_before, cpu_after, window),
+           "engine": resolved, "accuracy": accuracy})
     return 0
 
 
