@@ -94,8 +94,8 @@ def test_run_binds_the_child(topo):
     (["run", "--membind", "0-x", "--", "true"], r"cannot read '0-x'"),
     (["run", "--membind", "0", "--interleave", "0", "--", "true"], "give one of"),
     (["run", "--membind", "0"], "no command given"),
-    (["run", "--", "/nonexistent/cmd"], r"cannot run '/nonexistent/cmd'"),
     (["clock", "--window", "0.0001"], "from 1 to 60000 ms"),
+    (["bandwidth", "--peak", "--threads", "1"], "takes no --threads"),
     (["topology", "--root", "/nonexistent"], "not a Linux sysfs tree"),
     (["nosuchcommand"], "invalid choice"),
     (["run", "--bogus", "--", "true"], r"unrecognized arguments|see --help"),
@@ -186,3 +186,21 @@ def test_every_option_explains_itself_with_its_default():
                 assert "default" in sp._get_formatter()._get_help_string(action), (
                     f"{name} {action.option_strings[0]}: help does not show its default")
         assert "tlb-\n" not in text and not re.search(r"\w-\n", text), f"{name}: a word broken"
+
+
+def test_run_exits_as_a_shell_does_when_the_command_cannot_run(tmp_path):
+    r = cli("run", "--", "/nonexistent/cmd")
+    assert r.returncode == 127 and "cannot run '/nonexistent/cmd'" in r.stderr
+    script = tmp_path / "not-executable"
+    script.write_text("echo hi\n")
+    r = cli("run", "--", str(script))
+    assert r.returncode == 126 and "Permission denied" in r.stderr
+
+
+def test_output_options_before_the_subcommand_are_kept(tmp_path):
+    out = tmp_path / "t.json"
+    r = cli("-o", str(out), "--json", "topology")
+    assert r.returncode == 0 and json.loads(r.stdout)["kind"] == "topology"
+    assert json.loads(out.read_text())["kind"] == "topology"
+    r = cli("clock", "-q", "-o", str(tmp_path / "c.json"))
+    assert r.returncode == 0 and "wrote" not in r.stderr

@@ -283,6 +283,7 @@ def test_likwid_thread_domains_count_physical_cores_first():
     assert likwid_cpus("M1:0-1@S0:0", t) == (8, 9, 0)
     assert likwid_cpus("N:15-16", t) == (15, 16)
     assert likwid_cpus("C1:0", t) == (8,)                  # the second L3's first core
+    assert likwid_cpus("S1:", t) == (*range(8, 16), *range(24, 32))
     for bad, why in [("S2:0", "no socket S2"), ("S0:99", "has 16 CPUs"),
                      ("E:S0:4", "DOMAIN:INDICES"), ("S:0", "DOMAIN:INDICES")]:
         with pytest.raises(ValueError, match=why):

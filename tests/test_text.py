@@ -88,3 +88,9 @@ def test_warnings_do_not_break_hyphenated_words(tmp_path, capsys):
     assert cli.main(["show", str(path)]) == 0
     out = capsys.readouterr().out
     assert "core-to-core" in out and not re.search(r"\w-\n", out), out
+
+
+def test_a_number_keeps_its_unit_when_a_warning_wraps():
+    from numaprobe.cli import _fill
+    text = _fill("x " * 33 + "a spread (CV 7.7 % over 6 samples, limit 5 %), 20 ns apart")
+    assert "7.7 %" in text and "20 ns" in text and not re.search(r"\d\n", text), text

@@ -18,7 +18,8 @@ from numaprobe import topology
 
 DATA = Path(__file__).resolve().parent / "data" / "sysfs"
 TREES = sorted(p.name for p in DATA.iterdir() if (p / "expected.json").is_file())
-SHAPES = ("two-socket-smt", "epyc-nps4", "cxl-hmat", "offline-cpus", "cgroup-limited")
+SHAPES = ("two-socket-smt", "epyc-nps4", "cxl-hmat", "offline-cpus", "cgroup-limited",
+          "epyc-2p-nps4")
 MiB, GiB = 2**20, 2**30
 
 
@@ -150,7 +151,7 @@ def test_cxl_hmat():
     assert s.clocksource == "kvm-clock"
     summary = t.summary()
     assert "node 2: CPUs none (memory only)" in summary
-    assert "HMAT node 2 from CPU 0: read 250 ns, 30000 MB/s" in summary
+    assert "HMAT node 2 from node 0: read 250 ns, 30000 MB/s" in summary
 
 
 def test_offline_cpus():
@@ -254,7 +255,7 @@ def test_capture_saves_what_it_read_when_files_change(tmp_path, monkeypatch):
                         "node 0: CPUs 0-7,16-23", "2 MiB pages 500/512 free",
                         "warning: automatic NUMA balancing is on"]),
     ("cxl-hmat", ["[virtual machine]", "node 3: CPUs none (memory only)",
-                  "HMAT node 3 from CPU 1: read 250 ns, 30000 MB/s"]),
+                  "HMAT node 3 from node 1: read 250 ns, 30000 MB/s"]),
     ("offline-cpus", ["warning: CPUs 6-7 are offline", "warning: CPUs 4-5 are isolated"]),
     ("cgroup-limited", ["CPU quota 1.5", "warning: cgroup CPU quota is 1.5 CPUs"]),
 ])

@@ -83,7 +83,8 @@ def _emit(args, doc: dict) -> dict:
     """A document to -o, and on stdout as JSON, CSV or its kind's text."""
     from . import kinds, results
     text = kinds.get(doc["kind"]).text(doc)
-    lost = _save(doc, args.output) if getattr(args, "output", None) else None
+    lost = (_save(doc, args.output, quiet=getattr(args, "quiet", False))
+            if getattr(args, "output", None) else None)
     if getattr(args, "json", False) or (lost and lost.endswith("stdout")):
         print(json.dumps(doc, indent=1))
     elif getattr(args, "csv", False):
@@ -91,18 +92,26 @@ def _emit(args, doc: dict) -> dict:
     else:
         print(text)
         for w in doc["warnings"]:
-            print(textwrap.fill(f"warning: {w}", 79, subsequent_indent="    ",
-                                break_on_hyphens=False))
+            print(_fill(f"warning: {w}"))
     if lost:
         raise _WriteFailed(lost)
     return doc
+
+
+def _fill(text: str) -> str:
+    """A paragraph in 79 columns that keeps a number with its unit (7.7 %, 20 ns) and a
+    hyphenated word (core-to-core) whole."""
+    import re
+    glued = re.sub(r"(\d) (%|ns|ms|s|GB/s|MB/s|[KMG]iB)(?=[\s,;:.)]|$)", "\\1\u00a0\\2", text)
+    return textwrap.fill(glued, 79, subsequent_indent="    ",
+                         break_on_hyphens=False).replace("\u00a0", " ")
 
 
 class _WriteFailed(Exception):
     """-o could not be written; the message says where the document went instead."""
 
 
-def _save(doc: dict, path: str) -> str | None:
+def _save(doc: dict, path: str, *, quiet: bool = False) -> str | None:
     """Writes the document to -o PATH; None when that worked. When it did not (a full disk, a
     quota), the measurement is not lost: it goes to a file in the temporary folder, or, if
     that fails too, to stdout as JSON; the returned message says which."""
@@ -110,7 +119,8 @@ def _save(doc: dict, path: str) -> str | None:
     from . import results
     try:
         results.write(doc, path)
-        _say(f"wrote {path}")
+        if not quiet:
+            _say(f"wrote {path}")
         return None
     except OSError as e:
         why = f"numaprobe: could not write {path}: {e.strerror or e}"
@@ -198,8 +208,9 @@ def cmd_run(args) -> int:
     sys.stdout.flush()
     try:
         os.execvp(cmd[0], cmd)
-    except OSError as e:
-        raise _BadInput(f"numaprobe run: cannot run {cmd[0]!r}: {e.strerror}") from None
+    except OSError as e:  # as a shell says it: 127 not found, 126 found but not runnable
+        _say(f"numaprobe run: cannot run {cmd[0]!r}: {e.strerror}")
+        return 127 if isinstance(e, FileNotFoundError) else 126
     return 0  # not reached
 
 
@@ -214,11 +225,21 @@ def _cpu_ids(text: str, topo):
 
 
 def cmd_quick(args) -> int:
-    """The quick check: what the machine is, its memory system, and what looks wrong."""
+    """The quick check: what the machine is, its memory system, and what looks wrong; with
+    --plan, what it would measure and the time that implies, measuring nothing."""
     from .probes import quick_check
+    from .probes._quick import plan
     from .topology import read
     topo = read()
-    doc = quick_check(topology=topo, progress=_progress(args))
+    if args.plan:
+        if args.output or args.csv:
+            raise UsageError("--plan measures nothing, so there is no document for -o or "
+                             "--csv; --json prints the plan")
+        p = plan(topo, full=args.full, all_pairs=args.all_pairs)
+        print(json.dumps(p.to_dict(), indent=1) if args.json else p.text())
+        return 0
+    doc = quick_check(topology=topo, progress=_progress(args), full=args.full,
+                      all_pairs=args.all_pairs)
     warnings, noise = doc.pop("warnings"), doc.pop("noise")
     _finish(args, "quick", doc, warnings=warnings, noise=noise, topo=topo)
     _say(f"({doc['seconds']:.1f} s; subcommands: python -m numaprobe --help)")
@@ -341,18 +362,25 @@ def _probe(args, kind, fn, *, result=None, warnings=None) -> int:
 def cmd_latency(args) -> int:
     from . import probes
     cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
+    target = None if args.target_ci is None else args.target_ci / 100
     if args.sweep:
+        if target is not None or args.budget is not None:
+            raise UsageError("--target-ci and --budget stop the cells of the latency matrix; "
+                             "--sweep takes --samples at every size")
         return _probe(args, "latency-sweep", lambda: probes.latency_sweep(
             cn[0] if cn else None, mn[0] if mn else None, hi=args.size, chain=args.chain,
-            samples=args.samples, progress=_progress(args)))
+            samples=5 if args.samples is None else args.samples, progress=_progress(args)))
     return _probe(args, "latency", lambda: probes.latency_matrix(
         cn, mn, size=args.size, page=args.page, chain=args.chain, samples=args.samples,
-        progress=_progress(args)))
+        target_ci=target, budget=args.budget, progress=_progress(args)))
 
 
 def cmd_bandwidth(args) -> int:
     from . import probes
     cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
+    if args.peak and (args.threads or args.threads_sweep or cn or mn):
+        raise _BadInput("numaprobe bandwidth: --peak runs every usable CPU on its own node; it "
+                        "takes no --threads, --threads-sweep, --cpu-nodes or --mem-nodes")
     if args.peak:
         return _probe(args, "bandwidth-peak", lambda: probes.peak_bandwidth(
             args.kernel, isa=args.isa, size=args.size, reps=args.reps),
@@ -539,11 +567,24 @@ def _output_args(sp) -> None:
     sp.add_argument("-o", "--output", metavar="FILE", help="also write the result document")
 
 
+def _sub_output_args(sp) -> None:
+    """--json, --csv, -o and -q after a subcommand's name. Their defaults are left to the top
+    level (SUPPRESS), so `numaprobe -o x.json topology` keeps the -o given before the name."""
+    quiet = argparse.SUPPRESS
+    sp.add_argument("--json", action="store_true", default=quiet,
+                    help="print the result document (JSON)")
+    sp.add_argument("--csv", action="store_true", default=quiet,
+                    help="print the result's table as CSV")
+    sp.add_argument("-o", "--output", metavar="FILE", default=quiet,
+                    help="also write the result document")
+    sp.add_argument("-q", "--quiet", action="store_true", default=quiet,
+                    help="nothing on stderr but errors and warnings (no progress line)")
+
+
 def _probe_parser(sub, name, func, help, description):
     """A subcommand that measures: output options, -q, and its dispatch entry."""
     sp = sub.add_parser(name, help=help, description=description)
-    _output_args(sp)
-    sp.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    _sub_output_args(sp)
     sp.set_defaults(func=func, command_name=name)
     return sp
 
@@ -551,8 +592,9 @@ def _probe_parser(sub, name, func, help, description):
 def _repeat_arg(sp) -> None:
     sp.add_argument("--repeat", type=_whole(1, MAX_REPEAT), default=1, metavar="N",
                     help="run the whole measurement N times and pool them; each figure keeps "
-                    "every run's median, and compare then resamples runs, so its verdict "
-                    f"covers the drift between runs (use 3 or more; at most {MAX_REPEAT})")
+                    "every run's median, and compare tests the runs against each other, so "
+                    f"its verdict covers the drift between runs (use 3 or more; at most "
+                    f"{MAX_REPEAT})")
 
 
 def _node_args(sp) -> None:
@@ -594,7 +636,7 @@ def _workload_args(sp) -> None:
 def _add_topology(sub) -> None:
     t = sub.add_parser("topology", help="CPUs, caches, NUMA nodes, allowed sets, settings",
                        description="Print the machine's topology as read from /sys and /proc.")
-    _output_args(t)
+    _sub_output_args(t)
     t.add_argument("--root", help="read a captured tree instead of / "
                    "(default: $NUMAPROBE_SYSFS_ROOT or /)")
     t.add_argument("--capture", metavar="DIR", help="copy the files the reader uses into DIR "
@@ -606,7 +648,7 @@ def _add_clock(sub) -> None:
     c = sub.add_parser("clock", help="the calibrated clock: frequency, overhead, resolution",
                        description="Calibrate the CPU's counter twice, independently, and "
                        "report its frequency, read overhead and resolution.")
-    _output_args(c)
+    _sub_output_args(c)
     c.add_argument("--window", type=_number(1, 60_000, " ms"), default=100.0, metavar="MS",
                    help="calibration window in milliseconds (default 100)")
     c.set_defaults(func=cmd_clock, command_name="clock")
@@ -616,10 +658,11 @@ def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run a command bound to CPUs and memory nodes (like numactl)",
                        description="Run CMD with its CPUs and memory policy set, like numactl. "
                        "Lists take numactl's syntax: 0-3,8 or all. CPUs may also be given in "
-                       "likwid's thread domains: S0:0-3 (the first four CPUs of socket 0, "
-                       "physical cores before their SMT siblings), N:0-7 (the whole machine), "
-                       "M1:0-1 (NUMA domain 1), C0:0-3 (last-level cache group 0), D0:0-1 "
-                       "(die 0), several joined by @.",
+                       "likwid's thread domains: S0:0-3 is the first four CPUs of socket 0, "
+                       "counting physical cores before their SMT siblings, and S0: all of "
+                       "them; domains N (the whole machine), S0 (a socket), M1 (a NUMA "
+                       "domain), C0 (a last-level cache group), D0 (a die); several join "
+                       "with @.",
                        usage="numaprobe run [-C CPUS | -N NODES] [-m NODES | -i NODES | "
                              "-p NODE] -- CMD [ARGS...]")
     r.add_argument("-C", "--physcpubind", "--cpus", metavar="CPUS", type=_CPUS,
@@ -653,8 +696,15 @@ def _add_latency(sub) -> None:
                     help="tlb-local visits the lines of a group of pages within the "
                     "first-level TLB's reach in random order before moving on, so page walks "
                     "stay out of the figure; random may cross pages on every load")
-    lt.add_argument("--samples", type=_whole(1, 10_000), default=5, metavar="N",
-                    help="timed passes per cell; the figure is their median")
+    lt.add_argument("--samples", type=_whole(1, 10_000), metavar="N",
+                    help="timed passes per cell, the figure being their median (default 5); "
+                    "with --target-ci or --budget the most a cell takes (default 100)")
+    lt.add_argument("--target-ci", type=_number(0, 50, " %", above=True), metavar="PCT",
+                    help="sample each cell until the 95 %% interval of its median is within "
+                    "PCT %% of it (2 when only --budget is given)")
+    lt.add_argument("--budget", type=_number(0, 86_400, " s", above=True), metavar="S",
+                    help="seconds for the whole matrix, shared equally by its cells: a cell "
+                    "stops when its share is spent, if it has not reached --target-ci first")
     _repeat_arg(lt)
 
 
@@ -765,7 +815,7 @@ def _add_compare(sub) -> None:
     cmp.add_argument("--strict", action="store_true",
                      help="refuse documents whose workloads differ (command options, model) "
                      "instead of warning")
-    _output_args(cmp)
+    _sub_output_args(cmp)
     cmp.set_defaults(func=cmd_compare, command_name="compare")
 
 
@@ -775,7 +825,7 @@ def _add_show(sub) -> None:
                         "it did (its table and warnings), or as CSV or JSON, without "
                         "measuring again.")
     sh.add_argument("file", metavar="RESULT.json")
-    _output_args(sh)
+    _sub_output_args(sh)
     sh.set_defaults(func=cmd_show, command_name="show")
 
 
@@ -811,6 +861,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"numaprobe {__version__}")
     _output_args(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
+    p.add_argument("--plan", action="store_true",
+                   help="print what the quick check would measure (cells, pairs, loads, bytes, "
+                   "chains) and the time that implies at stated rates, and measure nothing; "
+                   "NUMAPROBE_SYSFS_ROOT=tree plans for a captured machine")
+    p.add_argument("--full", action="store_true",
+                   help="measure every bandwidth cell, not one per SLIT distance class")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="core-to-core between every two usable CPUs, not one CPU per "
+                   "last-level cache and node plus an SMT and a shared-cache pair")
     p.set_defaults(func=cmd_quick, command_name="quick")
     sub = p.add_subparsers(title="subcommands", metavar="SUBCOMMAND", parser_class=_Parser)
     for add in SUBCOMMANDS:

@@ -126,7 +126,7 @@ def _within(fraction: float) -> str:
 
 def summary_line(r: dict) -> str:
     """The clock in one line (the quick check's text and HTML)."""
-    return (f"clock: {r['kind']} {r['hz'] / 1e6:.1f} MHz, one serialised read costs "
+    return (f"clock: {r['kind']} {r['hz'] / 1e6:.1f} MHz, one serialised read costs at least "
             f"{r['overhead_ns']:.1f} ns, calibrations differ by {_within(r['agreement'])}")
 
 
@@ -140,10 +140,12 @@ def _text(r: dict) -> str:
                      f"(measured differs by {100 * r['declared_agreement']:.3f} %)")
     else:
         lines.append("  declared frequency: none (no CPUID 0x15 or hypervisor timing leaf)")
-    lines.append(f"  overhead of one serialised read: {r['overhead_ticks']:.0f} ticks = "
-                 f"{r['overhead_ns']:.1f} ns "
-                 f"(median {r['overhead_median_ticks']:.0f} ticks)")
-    lines.append(f"  resolution: {r['resolution_ticks']} ticks = {r['resolution_ns']:.2f} ns")
+    median_ns = r["overhead_median_ticks"] / r["ticks_per_ns"]
+    lines.append(f"  overhead of one serialised read: min {r['overhead_ticks']:.0f} ticks = "
+                 f"{r['overhead_ns']:.1f} ns (subtracted from timings),")
+    lines.append(f"  median {r['overhead_median_ticks']:.0f} ticks = {median_ns:.1f} ns")
+    lines.append(f"  resolution (smallest step two reads can show): {r['resolution_ticks']} "
+                 f"ticks = {r['resolution_ns']:.2f} ns")
     return "\n".join(lines)
 
 

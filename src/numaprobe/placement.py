@@ -116,7 +116,8 @@ def _llc_groups(topo: Topology) -> list[tuple[int, ...]]:
 
 
 def likwid_cpus(text: str, topology: Topology | None = None) -> tuple[int, ...]:
-    """CPUs from likwid's thread-domain syntax: ``S0:0-3`` is the first four CPUs of socket 0,
+    """CPUs from likwid's thread-domain syntax: ``S0:0-3`` is the first four CPUs of socket 0
+    (``S0:`` all of them),
     counted as likwid does, physical cores first and their SMT siblings after (so on a 2-way
     SMT machine S0:0-3 are four distinct cores); domains N (the whole machine), S<k>
     (socket), D<k> (die), M<k> (NUMA domain), C<k> (last-level cache group); several joined
@@ -125,7 +126,7 @@ def likwid_cpus(text: str, topology: Topology | None = None) -> tuple[int, ...]:
     topo = current(topology)
     out: list[int] = []
     for part in text.strip().split("@"):
-        m = re.fullmatch(r"([NSDMC])(\d*):([\d,\-:]+)", part.strip())
+        m = re.fullmatch(r"([NSDMC])(\d*):([\d,\-:]*)", part.strip())
         if not m or (m.group(1) != "N" and not m.group(2)):
             raise UsageError(
                 f"cannot read {part!r} as a likwid thread domain: use DOMAIN:INDICES such as "
@@ -142,7 +143,7 @@ def likwid_cpus(text: str, topology: Topology | None = None) -> tuple[int, ...]:
             cores.setdefault(topo.cpu(c).siblings, []).append(c)
         ordered = [t[i] for i in range(max(map(len, cores.values())))
                    for t in cores.values() if i < len(t)]
-        for i in parse_list(m.group(3)):
+        for i in parse_list(m.group(3)) if m.group(3) else range(len(ordered)):  # S0: all
             if i >= len(ordered):
                 raise UsageError(f"{part!r}: {letter}{m.group(2)} has {len(ordered)} CPUs "
                                  f"(indices 0-{len(ordered) - 1}), not index {i}")

@@ -756,3 +756,83 @@ def bimodal(values) -> bool:
     sd = math.sqrt(ss[best] / (n - 2))
     gap = x[split] - x[split - 1]
     return bool(gap > BIMODAL_GAP * sd) if sd > 0 else bool(gap > 0)
+
+
+# --- stopping when a figure is known
+
+from .errors import UsageError  # noqa: E402 (this section's own import)
+
+MEDIAN_CI_MIN_SAMPLES = 6  # the fewest samples whose extremes bound the median at 95 %
+DEFAULT_TARGET = 0.02      # the quick check's: the median's interval within +-2 %
+ENDED_BY = ("target", "budget", "samples")  # what ended a cell's sampling (sample_until)
+_EXACT_MAX_N = 1000        # median_interval: exact binomial up to this many samples
+
+
+def median_interval(samples, confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free ``confidence`` interval of the median: the order statistics
+    [x_(k), x_(n+1-k)] with the largest k whose coverage, 1 - 2 P(Binomial(n, 1/2) < k), is
+    still at least ``confidence`` (exact up to 1000 samples, the normal approximation
+    beyond). It assumes nothing about the samples' shape, so a skewed latency stream (rare
+    slow samples from interrupts) gets an honest interval. None when there are too few
+    samples for any (fewer than 6 at 95 %)."""
+    xs = sorted(float(x) for x in samples)
+    n, alpha = len(xs), 1.0 - confidence
+    if not 0 < alpha < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n > _EXACT_MAX_N:
+        z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
+        k = max(int(math.floor((n - z * math.sqrt(n)) / 2)), 1)
+        return xs[k - 1], xs[n - k]
+    # 2 * sum_{i<k} C(n, i) <= alpha * 2^n, in integers (2^n overflows a float beyond 1023)
+    from fractions import Fraction
+    a = Fraction(alpha).limit_denominator(1 << 20)
+    tail, k, c = 0, 0, 1                    # tail = sum_{i<k} C(n, i); c = C(n, k)
+    while k < n // 2 and 2 * (tail + c) * a.denominator <= a.numerator * (1 << n):
+        tail, k, c = tail + c, k + 1, c * (n - k) // (k + 1)
+    return (xs[k - 1], xs[n - k]) if k >= 1 else None
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What sample_until collected and why it stopped (``ended_by``: "target", the median's
+    interval came within the target; "budget", the budget was spent; "samples", the most
+    samples allowed were drawn)."""
+    samples: tuple
+    ended_by: str
+    interval: tuple | None     # the median's interval when it stopped (None: too few samples)
+    spent: float               # the samples' cost, in the budget's unit
+
+
+def sample_until(draw, *, target: float | None = DEFAULT_TARGET, budget: float = math.inf,
+                 max_samples: int | None = None, confidence: float = 0.95) -> Stopped:
+    """Draws samples until the figure is known or its budget is spent, whichever comes first.
+
+    ``draw()`` returns (value, cost): one sample and what it cost (seconds, or any unit
+    ``budget`` is in). After each sample the rule stops when the ``confidence`` interval of
+    the median (median_interval) lies within +-``target`` x the median, when the costs add up
+    to ``budget`` or more, or when ``max_samples`` were drawn. At least one sample is always
+    drawn, and the budget is checked after each, so the spending exceeds the budget by less
+    than one sample's cost. ``target=None``: no target, only the budget and max_samples."""
+    if target is not None and not (isinstance(target, (int, float)) and 0 < target < 1):
+        raise UsageError(f"the target must be a fraction of the median between 0 and 1 "
+                         f"(0.02 for 2 %), got {target!r}")
+    if not (isinstance(budget, (int, float)) and budget > 0):
+        raise UsageError(f"the budget must be a number above 0, got {budget!r}")
+    if max_samples is not None and not (isinstance(max_samples, int) and max_samples >= 1):
+        raise UsageError(f"max_samples must be a whole number >= 1, got {max_samples!r}")
+    if target is None and budget == math.inf and max_samples is None:
+        raise UsageError("sample_until needs a target, a budget or max_samples to stop")
+    xs, spent = [], 0.0
+    while True:
+        value, cost = draw()
+        xs.append(float(value))
+        spent += float(cost)
+        ci = median_interval(xs, confidence)
+        if target is not None and ci is not None:
+            med = statistics.median(xs)
+            if max(med - ci[0], ci[1] - med) <= target * abs(med):
+                return Stopped(tuple(xs), "target", ci, spent)
+        if spent >= budget:
+            return Stopped(tuple(xs), "budget", ci, spent)
+        if max_samples is not None and len(xs) >= max_samples:
+            return Stopped(tuple(xs), "samples", ci, spent)

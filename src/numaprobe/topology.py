@@ -267,8 +267,8 @@ class Topology:
         per-node figures that cover only part of the memory."""
         if len(self.nodes) == 1 and self.memory_available is not None:
             return self.memory_available
-        n = self.node(node_id)
-        return n.memory_free + n.memory_reclaimable
+        n = self.node(node_id)  # page cache counted twice by some kernels: never above total
+        return min(n.memory_free + n.memory_reclaimable, n.memory_total)
 
     # --- documents -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -371,7 +371,7 @@ class Topology:
                       for a in ids]
         hmat = [(n.id, n.access["0"]) for n in self.nodes if "0" in n.access]
         for nid, acc in hmat:
-            lines.append(f"  HMAT node {nid} from {ids_words('CPU', acc['initiators'])}: read "
+            lines.append(f"  HMAT node {nid} from {ids_words('node', acc['initiators'])}: read "
                          f"{acc.get('read_latency')} ns, {acc.get('read_bandwidth')} MB/s")
         lines += _smt_lines(self)
         seen = set()

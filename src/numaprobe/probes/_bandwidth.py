@@ -197,22 +197,32 @@ class BandwidthMatrix:
 
 def bandwidth_matrix(kernel: str = "read", cpu_nodes=None, mem_nodes=None, *,
                      threads: int | None = None, isa: str = "auto", size: int | None = None,
-                     reps: int = 10, topology: Topology | None = None,
+                     reps: int = 10, cells=None, topology: Topology | None = None,
                      progress: bool | None = None) -> BandwidthMatrix:
+    """``kernel``'s bandwidth for every CPU node x memory node, or only for ``cells``, a list
+    of (CPU node, memory node) pairs (the quick check's one cell per distance class)."""
     topo = C.topology(topology)
     _check_kernel(kernel, isa)
     cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
-    bar = C.Progress(len(cns) * len(mns), f"{kernel} bandwidth", progress)
-    cells = {}
+    every = [(a, b) for a in cns for b in mns]
+    if cells is None:
+        cells = every
+    else:
+        cells = [tuple(c) for c in cells]
+        if not cells or any(c not in every for c in cells):
+            raise UsageError(f"cells must be (CPU node, memory node) pairs of CPU nodes "
+                             f"{format_list(cns)} and memory nodes {format_list(mns)}; got "
+                             f"{cells[:8]}")
+    bar = C.Progress(len(cells), f"{kernel} bandwidth", progress)
+    out = {}
     try:
-        for a in cns:
-            for b in mns:
-                cells[(a, b)] = bandwidth(a, b, kernel, threads=threads, isa=isa, size=size,
-                                          reps=reps, topology=topo)
-                bar.step(f"node {a} -> node {b}: {cells[(a, b)].gbs.median:.1f} GB/s")
+        for a, b in cells:
+            out[(a, b)] = bandwidth(a, b, kernel, threads=threads, isa=isa, size=size,
+                                    reps=reps, topology=topo)
+            bar.step(f"node {a} -> node {b}: {out[(a, b)].gbs.median:.1f} GB/s")
     finally:
         bar.close()
-    return BandwidthMatrix(kernel=kernel, cpu_nodes=cns, mem_nodes=mns, cells=cells)
+    return BandwidthMatrix(kernel=kernel, cpu_nodes=cns, mem_nodes=mns, cells=out)
 
 
 def peak_bandwidth(kernel: str = "read", *, isa: str = "auto", size: int | None = None,
@@ -259,8 +269,12 @@ def matrix_text(r: dict) -> str:
              "CPU node \\ memory node".ljust(24) + "".join(f"{'node ' + str(m):>10}"
                                                           for m in mem_nodes)]
     for a in r["cpu_nodes"]:
-        lines.append(f"node {a} ({len(cells[(a, mem_nodes[0])]['cpus'])} threads)".ljust(24)
-                     + "".join(f"{cells[(a, b)]['gbs']['median']:10.1f}" for b in mem_nodes))
+        row = [cells[(a, b)] if (a, b) in cells else None for b in mem_nodes]
+        threads = next((f"{len(c['cpus'])} threads" for c in row if c), "not measured")
+        lines.append(f"node {a} ({threads})".ljust(24) + "".join(
+            f"{c['gbs']['median']:10.1f}" if c else f"{'-':>10}" for c in row))
+    if len(cells) < len(r["cpu_nodes"]) * len(mem_nodes):
+        lines.append("-: not measured")
     return "\n".join(lines)
 
 

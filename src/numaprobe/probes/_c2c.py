@@ -49,10 +49,17 @@ class C2CMatrix:
         return matrix_text(self.to_dict())
 
 
-def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, samples: int = 5,
-               topology: Topology | None = None, progress: bool | None = None) -> C2CMatrix:
-    """One-way latency for every pair of ``cpus`` (default: every usable CPU)."""
+def c2c_matrix(cpus=None, *, pairs=None, node: int | None = None, rounds: int = 20000,
+               samples: int = 5, topology: Topology | None = None,
+               progress: bool | None = None) -> C2CMatrix:
+    """One-way latency for every pair of ``cpus`` (default: every usable CPU), or only for
+    ``pairs``, a list of (CPU, CPU) (the quick check's representatives)."""
     topo = C.topology(topology)
+    if pairs is not None:
+        pairs = sorted({(min(a, b), max(a, b)) for a, b in pairs})
+        if not pairs or any(a == b for a, b in pairs):
+            raise UsageError(f"pairs must be pairs of two different CPUs; got {pairs[:8]}")
+        cpus = sorted({c for p in pairs for c in p})
     cpus = placement.check_cpus(topo.usable_cpus if cpus is None else cpus, topo)
     if len(cpus) < 2:
         raise UsageError(f"core-to-core latency needs two CPUs or more; usable CPUs: "
@@ -64,7 +71,7 @@ def c2c_matrix(cpus=None, *, node: int | None = None, rounds: int = 20000, sampl
             else topo.usable_mems[0]
     (node,) = C.mem_nodes(topo, [node])
     clk = clock.get()
-    pairs = list(itertools.combinations(cpus, 2))
+    pairs = pairs if pairs is not None else list(itertools.combinations(cpus, 2))
     bar = C.Progress(len(pairs), "core-to-core", progress)
     out = {}
     try:

@@ -49,6 +49,37 @@ def check_size(nbytes, minimum: int, what: str = "size") -> int:
     return nbytes
 
 
+def hmat(topo: Topology, cpu_node: int, mem_node: int, key: str):
+    """What the firmware declares (HMAT) from cpu_node to mem_node: ``key`` (read_latency in
+    ns, read_bandwidth in MB/s...) of the first access class that lists cpu_node among its
+    initiators and declares it, else None (HMAT lists only the best initiators of each
+    target)."""
+    for cls in ("1", "0"):
+        acc = topo.node(mem_node).access.get(cls)
+        if acc and cpu_node in acc["initiators"] and acc.get(key):
+            return acc[key]
+    return None
+
+
+def llc_groups(topo: Topology) -> tuple[tuple[tuple[int, ...], int], ...]:
+    """The usable CPUs grouped by the last-level cache they share (each CPU's highest data or
+    unified cache), as (CPUs, cache bytes); CPUs whose caches the kernel does not list form
+    one group per node, of 0 bytes."""
+    usable, best = set(topo.usable_cpus), {}
+    for c in topo.caches:
+        if c.type == "Instruction":
+            continue
+        for cpu in set(c.cpus) & usable:
+            if cpu not in best or c.level > best[cpu].level:
+                best[cpu] = c
+    groups = {(tuple(sorted(set(c.cpus) & usable)), c.size) for c in best.values()}
+    for n in topo.cpu_nodes:
+        rest = tuple(c for c in topo.cpus_of(n, usable=True) if c not in best)
+        if rest:
+            groups.add((rest, 0))
+    return tuple(sorted(groups))
+
+
 def llc_bytes(topo: Topology) -> int:
     """The largest cache a CPU sees (what it says; the sweep finds what is true)."""
     return max((c.size for c in topo.caches if c.type != "Instruction"), default=32 << 20)

@@ -8,21 +8,30 @@ latency-versus-size sweep chains every line instead, so a size is exactly its fo
 thread pinned to a CPU of the CPU node; each sample is at least 10^6 loads; the first sample is
 dropped (it warms caches and TLBs); the clock's read overhead is subtracted. Result: ns per
 load, with its spread.
+
+With a stopping rule (``target_ci``, ``budget``) a cell samples one sample at a time until the
+95 % interval of its median is within the target or its share of the budget is spent
+(stats.sample_until); the cell records which ended it.
 """
 from __future__ import annotations
 
 import math
+import random
+import time
 from dataclasses import dataclass
 
 from ..errors import UsageError
 from .. import _core, clock, placement
 from ..kinds import Figure, Kind, register
 from ..report import html as H, plots as P
-from ..stats import Summary, summarize
+from ..stats import DEFAULT_TARGET, Summary, median_interval, sample_until, summarize
 from ..topology import Topology, human_bytes
+from ..words import plural
 from . import _common as C
 
 MIN_LOADS = 1 << 20  # >= 10^6 loads a sample
+FIXED_SAMPLES = 5    # samples a cell takes without a stopping rule
+RULE_MAX_SAMPLES = 100  # with a rule, the most a cell takes unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -36,37 +45,95 @@ class LatencyResult:
     pages: dict             # where the pages were and what size they got (Pages.to_dict())
     loads: int              # loads per sample
     ns: Summary             # ns per load, first sample dropped
+    ended_by: str | None = None  # with a stopping rule: what ended the sampling (stats.ENDED_BY)
 
     def to_dict(self) -> dict:
-        return {"cpu": self.cpu, "cpu_node": self.cpu_node, "mem_node": self.mem_node,
-                "size": self.size, "chain": self.chain, "page": self.page, "pages": self.pages,
-                "loads": self.loads, "ns": self.ns.to_dict()}
+        d = {"cpu": self.cpu, "cpu_node": self.cpu_node, "mem_node": self.mem_node,
+             "size": self.size, "chain": self.chain, "page": self.page, "pages": self.pages,
+             "loads": self.loads, "ns": self.ns.to_dict()}
+        if self.ended_by is not None:
+            ci = median_interval(self.ns.samples) if self.ns.samples else None
+            d["ended_by"], d["median_ci"] = self.ended_by, list(ci) if ci else None
+        return d
 
 
-def _chase(cpu: int, mem: placement.Memory, loads: int, samples: int) -> list[float]:
+def _chase(cpu: int, mem: placement.Memory, loads: int, samples: int, *, start: int = 0,
+           warm: bool = False) -> list[float]:
+    """ns per load of ``samples`` samples of ``loads`` loads, following the chain from its
+    line at byte ``start``; a first sample runs before them and is dropped unless ``warm``
+    (this CPU has just chased the chain)."""
     clk = clock.get()
-    ticks, _, _, ran_on = _core.loaded_run([cpu], mem.address, loads, samples + 1)
+    ticks, _, _, ran_on = _core.loaded_run([cpu], mem.address + start, loads,
+                                           samples + (not warm))
     if ran_on[0] != cpu:
         raise RuntimeError(f"the chase thread ran on CPU {ran_on[0]}, not CPU {cpu}")
-    return [clk.to_ns(max(t - clk.overhead_ticks, 0)) / loads for t in ticks[1:]]
+    return [clk.to_ns(max(t - clk.overhead_ticks, 0)) / loads for t in ticks[0 if warm else 1:]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a cell stops sampling (stats.sample_until): the median's interval within
+    ``target`` (a fraction), ``budget`` seconds spent, or ``samples`` drawn."""
+    target: float | None
+    budget: float           # seconds for this cell (math.inf: none)
+    samples: int
+
+
+def _rule(target_ci, budget, samples) -> Rule | None:
+    """The stopping rule asked for (None: a fixed count of samples), its input checked."""
+    if target_ci is None and budget is None:
+        return None
+    if target_ci is not None and not (isinstance(target_ci, (int, float))
+                                      and 0 < target_ci < 1):
+        raise UsageError(f"target_ci must be a fraction of the median between 0 and 1 (0.02 "
+                         f"for 2 %), got {target_ci!r}")
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < math.inf):
+        raise UsageError(f"budget must be a number of seconds above 0, got {budget!r}")
+    return Rule(DEFAULT_TARGET if target_ci is None else float(target_ci),
+                math.inf if budget is None else float(budget), samples)
+
+
+def _sample(cpu: int, mem: placement.Memory, loads: int, samples: int,
+            rule: Rule | None, seed: int) -> tuple[list[float], str | None]:
+    """A cell's samples and what ended them: without a rule, ``samples`` of them after a
+    dropped warm-up (None); with one, one at a time until it stops (stats.sample_until). After
+    the first, each sample starts at a random line of the chain: a chase starts where its call
+    says, and walking the same lines again would find some of them still cached."""
+    if rule is None:
+        return _chase(cpu, mem, loads, samples), None
+    rng, lines, drawn = random.Random(seed), mem.nbytes // C.CHAIN_STRIDE, []
+
+    def draw():
+        t0 = time.perf_counter()
+        start = rng.randrange(lines) * C.CHAIN_STRIDE if drawn else 0
+        (ns,) = _chase(cpu, mem, loads, 1, start=start, warm=bool(drawn))
+        drawn.append(ns)
+        return ns, time.perf_counter() - t0
+    got = sample_until(draw, target=rule.target, budget=rule.budget, max_samples=rule.samples)
+    return list(got.samples), got.ended_by
 
 
 def latency(cpu_node: int, mem_node: int, *, size: int | None = None, page: str = "auto",
-            chain: str = "tlb-local", samples: int = 5, loads: int = MIN_LOADS,
+            chain: str = "tlb-local", samples: int | None = None, loads: int = MIN_LOADS,
+            target_ci: float | None = None, budget: float | None = None,
             topology: Topology | None = None) -> LatencyResult:
-    """Idle latency from a CPU of ``cpu_node`` to memory on ``mem_node``."""
+    """Idle latency from a CPU of ``cpu_node`` to memory on ``mem_node``: ``samples`` samples
+    (default 5); with ``target_ci`` (a fraction, default 0.02 when only a budget is given)
+    or ``budget`` (seconds), until the 95 % interval of the median is within the target or
+    the budget is spent, ``samples`` at most (default 100)."""
     topo = C.topology(topology)
     (cn,) = C.cpu_nodes(topo, [cpu_node])
     (mn,) = C.mem_nodes(topo, [mem_node])
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
-    samples, loads = _check_counts(samples, loads)
+    rule, samples, loads = _counts(samples, loads, target_ci, budget)
     C.check_chain(chain)
     cpu = C.node_cpu(topo, cn)
     with placement.alloc(size, node=mn, page=page, topology=topo) as mem:
         pages = C.build_chain(mem, chain)
-        ns = _chase(cpu, mem, loads, samples)
+        ns, ended_by = _sample(cpu, mem, loads, samples, rule, seed=mn)
     return LatencyResult(cpu=cpu, cpu_node=cn, mem_node=mn, size=size, chain=chain, page=page,
-                         pages=pages.to_dict(), loads=loads, ns=summarize(ns, "ns"))
+                         pages=pages.to_dict(), loads=loads, ns=summarize(ns, "ns"),
+                         ended_by=ended_by)
 
 
 def default_size(topo: Topology) -> int:
@@ -82,6 +149,15 @@ def _check_counts(samples, loads) -> tuple[int, int]:
     return samples, loads // 32 * 32
 
 
+def _counts(samples, loads, target_ci, budget) -> tuple[Rule | None, int, int]:
+    """The stopping rule (None: a fixed count), samples (the count, or the rule's most) and
+    loads per sample, checked; the budget is the rule's whole (a matrix shares it out)."""
+    if samples is None:
+        samples = FIXED_SAMPLES if target_ci is None and budget is None else RULE_MAX_SAMPLES
+    samples, loads = _check_counts(samples, loads)
+    return _rule(target_ci, budget, samples), samples, loads
+
+
 @dataclass(frozen=True)
 class LatencyMatrix:
     cpu_nodes: tuple
@@ -89,6 +165,7 @@ class LatencyMatrix:
     cells: dict             # (cpu node, mem node) -> LatencyResult
     distances: dict         # (cpu node, mem node) -> SLIT
     hmat_ns: dict           # (cpu node, mem node) -> declared read latency, where declared
+    stopping: dict | None = None  # the stopping rule, where one was used
 
     def ns(self, cpu_node: int, mem_node: int) -> float:
         return self.cells[(cpu_node, mem_node)].ns.median
@@ -102,31 +179,30 @@ class LatencyMatrix:
                 "cells": [r.to_dict() for r in self.cells.values()],
                 "distances": [[self.distances[(a, b)] for b in self.mem_nodes] for a in self.cpu_nodes],
                 "hmat_read_latency_ns": [[self.hmat_ns.get((a, b)) for b in self.mem_nodes]
-                                         for a in self.cpu_nodes]}
+                                         for a in self.cpu_nodes],
+                **({"stopping": dict(self.stopping)} if self.stopping else {})}
 
     def table(self) -> str:
         return matrix_text(self.to_dict())
 
 
-def _hmat(topo: Topology, cpu_node: int, mem_node: int):
-    """The declared read latency from cpu_node to mem_node, where the firmware says it (HMAT
-    lists only the best initiators of each target)."""
-    for cls in ("1", "0"):
-        acc = topo.node(mem_node).access.get(cls)
-        if acc and cpu_node in acc["initiators"] and acc.get("read_latency"):
-            return acc["read_latency"]
-    return None
-
-
 def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
-                   page: str = "auto", chain: str = "tlb-local", samples: int = 5,
-                   loads: int = MIN_LOADS, topology: Topology | None = None,
+                   page: str = "auto", chain: str = "tlb-local", samples: int | None = None,
+                   loads: int = MIN_LOADS, target_ci: float | None = None,
+                   budget: float | None = None, shares: dict | None = None,
+                   topology: Topology | None = None,
                    progress: bool | None = None) -> LatencyMatrix:
-    """Idle latency for every CPU node x every memory node (CPU-less nodes as columns)."""
+    """Idle latency for every CPU node x every memory node (CPU-less nodes as columns).
+
+    ``samples`` a cell (default 5); with ``target_ci`` or ``budget`` (seconds for the whole
+    matrix) a stopping rule as in latency(), ``samples`` being a cell's most (default 100).
+    Each cell's share of the budget is equal, or in proportion to ``shares``, a weight per
+    (CPU node, memory node) (the quick check gives each its planned time)."""
     topo = C.topology(topology)
     cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
-    samples, loads = _check_counts(samples, loads)
+    rule, samples, loads = _counts(samples, loads, target_ci, budget)
+    share = _shares([(a, b) for a in cns for b in mns], shares)
     C.check_chain(chain)
     bar = C.Progress(len(cns) * len(mns), "latency", progress)
     cells = {}
@@ -137,17 +213,39 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
                 pages = C.build_chain(mem, chain)
                 for a in cns:
                     cpu = C.node_cpu(topo, a)
-                    ns = _chase(cpu, mem, loads, samples)
+                    mine = rule and Rule(rule.target, rule.budget * share[(a, b)], samples)
+                    ns, ended_by = _sample(cpu, mem, loads, samples, mine, seed=1000 * a + b)
                     cells[(a, b)] = LatencyResult(
                         cpu=cpu, cpu_node=a, mem_node=b, size=size, chain=chain, page=page,
-                        pages=pages.to_dict(), loads=loads, ns=summarize(ns, "ns"))
-                    bar.step(f"CPU node {a} -> memory node {b}: {cells[(a, b)].ns.median:.1f} ns")
+                        pages=pages.to_dict(), loads=loads, ns=summarize(ns, "ns"),
+                        ended_by=ended_by)
+                    why = f" ({ended_by}, {len(ns)} samples)" if ended_by else ""
+                    bar.step(f"CPU node {a} -> memory node {b}: "
+                             f"{cells[(a, b)].ns.median:.1f} ns{why}")
     finally:
         bar.close()
     cells = {(a, b): cells[(a, b)] for a in cns for b in mns}
+    stopping = rule and {"target": rule.target, "max_samples": samples,
+                         "budget_s": None if rule.budget == math.inf else rule.budget}
     return LatencyMatrix(cpu_nodes=cns, mem_nodes=mns, cells=cells,
                          distances={(a, b): topo.distance(a, b) for a in cns for b in mns},
-                         hmat_ns={(a, b): _hmat(topo, a, b) for a in cns for b in mns})
+                         hmat_ns={(a, b): C.hmat(topo, a, b, "read_latency")
+                                  for a in cns for b in mns},
+                         stopping=stopping or None)
+
+
+def _shares(cells: list, weights: dict | None) -> dict:
+    """Each cell's fraction of the budget: equal, or in proportion to ``weights``."""
+    if weights is None:
+        return {c: 1 / len(cells) for c in cells}
+    missing = [c for c in cells if c not in weights]
+    if missing or not all(isinstance(weights[c], (int, float)) and weights[c] > 0
+                          for c in cells):
+        said = f"missing: {missing[:4]}" if missing else f"got {weights}"
+        raise UsageError(f"shares needs a weight above 0 for every cell (CPU node, memory "
+                         f"node); {said}")
+    total = sum(weights[c] for c in cells)
+    return {c: weights[c] / total for c in cells}
 
 
 # ------------------------------------------------------------------- latency vs working set
@@ -312,7 +410,23 @@ def matrix_text(r: dict) -> str:
             extra = f" [{dist[i][j]}" + (f"|{h}]" if h else "]")
             row += f"{cells[(a, b)]['ns']['median']:8.1f}{extra:>8}"
         lines.append(row)
+    if (why := _ended_text(r)):
+        lines.append(why)
     return "\n".join(lines)
+
+
+def _ended_text(r: dict) -> str | None:
+    """What ended the cells' sampling, where a stopping rule did (None otherwise)."""
+    ended = [c["ended_by"] for c in r["cells"] if c.get("ended_by")]
+    if not ended:
+        return None
+    stop = r.get("stopping") or {}
+    said = {"target": "median's 95 % interval within "
+                      + (f"{100 * stop['target']:g} %" if stop.get("target") else "the target"),
+            "budget": "share of the time spent",
+            "samples": f"{stop.get('max_samples', 'the most')} samples taken"}
+    return "how sampling ended: " + ", ".join(
+        f"{said.get(k, k)} ({plural(ended.count(k), 'cell')})" for k in dict.fromkeys(ended))
 
 
 def sweep_text(r: dict) -> str:

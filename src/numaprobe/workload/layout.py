@@ -19,9 +19,9 @@ Presets, named after what they mean:
 A file (JSON, or TOML on Python 3.11+) lists instances explicitly:
 ``{"instances": [{"cpus": "0-3", "policy": "bind", "nodes": "0", "intra": 4}]}``, and may
 name the layout (``"name"``). Each instance has ``cpus`` (a list such as ``"0-3,8"``, a list
-of numbers or one number; required), ``policy`` (bind, preferred, interleave; null or left
-out: bind when ``nodes`` is given, else the kernel's default), ``nodes`` (as ``cpus``; default
-the node of the first CPU), ``intra`` (a whole number >= 0: ONNX Runtime's intra-op threads,
+of numbers or one number; required), ``policy`` (bind, preferred, interleave; left out:
+bind when ``nodes`` is given, else the kernel's default; null: the kernel's default),
+``nodes`` (as ``cpus``; with a policy and no nodes, the node of the first CPU), ``intra`` (a whole number >= 0: ONNX Runtime's intra-op threads,
 or all of an OpenVINO instance's threads; 0: the engine's default; default one per CPU),
 ``inter`` (>= 1; default 1), ``streams`` (OpenVINO's requests in flight, >= 0; 0: the
 engine's own; default 1), ``spin`` and ``pin`` (true or false), ``engine`` (ort, openvino)

@@ -2,7 +2,7 @@
 """Writes the sysfs/procfs trees of machine shapes that the test machine is not, each with the
 ``expected.json`` a correct reader must report, both from one definition per shape.
 
-    python tests/data/sysfs/make_trees.py             # rewrites the five shapes beside this file
+    python tests/data/sysfs/make_trees.py             # rewrites the shapes beside this file
     python tests/data/sysfs/make_trees.py --out DIR   # writes them under DIR instead
 
 The trees in git are exactly what this script writes (tests/test_topology_trees.py checks it),
@@ -29,7 +29,8 @@ import shutil
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHAPES = ("two-socket-smt", "epyc-nps4", "cxl-hmat", "offline-cpus", "cgroup-limited")
+SHAPES = ("two-socket-smt", "epyc-nps4", "cxl-hmat", "offline-cpus", "cgroup-limited",
+          "epyc-2p-nps4")
 
 CPU = "sys/devices/system/cpu"
 NODE = "sys/devices/system/node"
@@ -422,6 +423,58 @@ def epyc_nps4() -> dict:
     )
 
 
+def epyc_2p_nps4() -> dict:
+    """2 x AMD EPYC 9554 (Genoa, 64 cores each: 8 CCDs of 8 cores, one CCX each with 32 MiB
+    L3) in NPS4 with SMT on: 256 CPUs, 8 nodes of 16 cores (32 CPUs, 2 CCXs) each, the size of
+    machine the quick check's cost must stay bounded on. Linux numbers AMD's threads as
+    0-63 socket 0 and 64-127 socket 1 (first threads), 128-255 their second threads, so node
+    n holds CPUs 16n..16n+15 and 128+16n..128+16n+15. SLIT: 10 local, 11 and 12 within a
+    socket (as epyc-nps4), 32 across the sockets. Ubuntu 22.04, cgroup v2."""
+    cpus = []
+    for c in range(256):
+        first = c % 128                     # the core's first thread
+        cpus.append(dict(id=c, online=True, node=first // 16, package=first // 64, die=0,
+                         core=first % 64, siblings=(first, first + 128)))
+    caches = core_caches([(i, i + 128) for i in range(128)], 32, 32, 1024)
+    caches += [cache(3, "Unified", 32768, list(range(x, x + 8)) + list(range(x + 128, x + 136)))
+               for x in range(0, 128, 8)]
+    within = [(10, 11, 12, 12), (11, 10, 12, 12), (12, 12, 10, 11), (12, 12, 11, 10)]
+    slit = [within[n % 4] + (32,) * 4 if n < 4 else (32,) * 4 + within[n % 4] for n in range(8)]
+    nodes = [dict(id=n, cpus=list(range(16 * n, 16 * n + 16)) + list(range(128 + 16 * n,
+                                                                          144 + 16 * n)),
+                  distances=slit[n],
+                  mem=mem(197_951_964 + 4_096 * (n % 2), 188_215_340 - 611_204 * n,
+                          1_730_516 - 120_004 * n, 1_106_248, 996_112, 28_876,
+                          hugepage_dirs()))
+             for n in range(8)]
+    return dict(
+        description=epyc_2p_nps4.__doc__,
+        possible=range(256), cpus=cpus, caches=caches, nodes=nodes,
+        node_possible=tuple(range(8)), has_normal_memory=tuple(range(8)),
+        available=1_528_402_916,
+        cpuinfo=dict(vendor="AuthenticAMD", family=25, model=17, stepping=1,
+                     name="AMD EPYC 9554 64-Core Processor", microcode="0xa10113e",
+                     mhz="3100.000", cache_kb=1024, cpuid_level=16, flags=GENOA_FLAGS,
+                     bugs="sysret_ss_attrs spectre_v1 spectre_v2 spec_store_bypass srso",
+                     bogomips="6190.82", tlb="3584 4K pages",
+                     address_sizes="52 bits physical, 57 bits virtual",
+                     power=" ts ttp tm hwpstate cpb eff_freq_ro [13] [14]",
+                     apicid=lambda c: (c["package"] << 7) | (c["core"] << 1) | (c["id"] >= 128)),
+        thp="[always] madvise never", thp_defrag="always defer defer+madvise [madvise] never",
+        numa_balancing=1, governor="performance", clocksource="tsc",
+        smt_active=1, smt_control="on", isolated=(),
+        status_cpus=range(256), status_mems=tuple(range(8)),
+        cgroup_lines=["0::/user.slice/user-1000.slice/session-7.scope"],
+        cgroup_files={
+            "sys/fs/cgroup/cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc\n",
+        },
+        allowed=dict(cpus=list(range(256)), mems=list(range(8)),
+                     cgroup="/user.slice/user-1000.slice/session-7.scope", cgroup_version=2,
+                     cgroup_cpus=None, cgroup_mems=None, cpu_quota=None),
+        virtualized=False,
+    )
+
+
 def cxl_hmat() -> dict:
     """A QEMU/KVM guest (Cascadelake-Server model) laid out like a 2-socket host with CXL
     memory expanders: 2 sockets of 4 cores (nodes 0 and 1, 16 GiB each) and 2 CPU-less memory
@@ -577,7 +630,8 @@ def cgroup_limited() -> dict:
 
 
 BUILDERS = {"two-socket-smt": two_socket_smt, "epyc-nps4": epyc_nps4, "cxl-hmat": cxl_hmat,
-            "offline-cpus": offline_cpus, "cgroup-limited": cgroup_limited}
+            "offline-cpus": offline_cpus, "cgroup-limited": cgroup_limited,
+            "epyc-2p-nps4": epyc_2p_nps4}
 
 
 # ------------------------------------------------------------------------------ writing

@@ -106,6 +106,10 @@ class Session:
         self.run(feeds)
         done()
 
+    def idle(self) -> None:
+        """Returns when a submitted inference would start at once (a closed loop times each
+        from here, so its latency holds no wait for a free request). The base: at once."""
+
     def wait(self) -> None:
         """Returns when every submitted inference has finished."""
 

@@ -16,6 +16,8 @@ that (worker.py).
 """
 from __future__ import annotations
 
+import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -38,7 +40,18 @@ class OpenVinoSession(Session):
         self.compiled = ov.Core().compile_model(req.model, "CPU", config)
         self.inflight = max(1, int(self._get("NUM_STREAMS") or 1))
         self.queue = ov.AsyncInferQueue(self.compiled, self.inflight)
-        self.queue.set_callback(lambda request, done: done())
+        # One permit per request. Waiting for a free request happens here, on a semaphore
+        # (which lets go of the GIL), never inside start_async or wait_all: those can block
+        # holding the GIL while the completion callback that would free them needs it, and
+        # the worker then hangs (seen here about one run in three).
+        self._free = threading.Semaphore(self.inflight)
+
+        def finished(request, done):
+            try:
+                done()
+            finally:
+                self._free.release()
+        self.queue.set_callback(finished)
 
     def _get(self, key: str):
         """A property of the compiled model; None where this OpenVINO does not have it."""
@@ -52,9 +65,18 @@ class OpenVinoSession(Session):
         return [np.array(result[port]) for port in self.compiled.outputs]  # copies: reused
 
     def submit(self, feeds: dict, done: Callable[[], None]) -> None:
-        self.queue.start_async(feeds, userdata=done)  # waits for an idle request when all run
+        self._free.acquire()  # a request is free: start_async does not wait
+        self.queue.start_async(feeds, userdata=done)
+
+    def idle(self) -> None:
+        self._free.acquire()  # until a request is free; submit takes it again at once
+        self._free.release()
 
     def wait(self) -> None:
+        for _ in range(self.inflight):  # every callback has run
+            self._free.acquire()
+        for _ in range(self.inflight):
+            self._free.release()
         self.queue.wait_all()
 
     def resolved(self) -> dict:
@@ -68,6 +90,11 @@ class OpenVinoSession(Session):
                 "hint": getattr(hint, "name", None if hint is None else str(hint))}
 
     def close(self) -> None:
+        """Frees the model. The queue's destructor waits for its callback threads while
+        holding the GIL, and a callback that has released its permit may still need the GIL
+        to return: wait for every callback, then let go of the GIL for a moment first."""
+        self.wait()
+        time.sleep(0.02)
         del self.queue, self.compiled
 
 
