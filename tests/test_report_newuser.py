@@ -224,3 +224,11 @@ def test_every_command_parses_back_to_its_options(path, tmp_path):
     assert ns.command_name == doc["asked"]["command"]
     for key, value in doc["asked"]["options"].items():
         assert getattr(ns, key) == value, f"{path.name}: {key}"
+
+
+def test_plot_on_a_document_without_figures_is_refused():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "plot",
+                        str(V1 / "topology.json")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "has no figures to draw" in r.stderr and not r.stdout

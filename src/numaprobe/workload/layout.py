@@ -98,7 +98,8 @@ def describe(layout: dict) -> str:
     for i in layout["instances"]:  # cpus and nodes as lists like "0-3,8"
         mem = f"memory {i['policy']} {i.get('nodes') or ''}".rstrip() if i.get("policy") \
             else "default memory"
-        parts.append(f"{ids('CPU', parse_list(i['cpus']))} ({mem})")
+        cpus = parse_list(i["cpus"]) if i.get("cpus") else ()
+        parts.append(f"{ids('CPU', cpus) if cpus else 'CPUs not recorded'} ({mem})")
     return f"{layout['name']}: {plural(len(parts), 'instance')}: " + "; ".join(parts)
 
 
