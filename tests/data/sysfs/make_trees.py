@@ -380,6 +380,16 @@ def two_socket_smt() -> dict:
     )
 
 
+def genoa_cpuinfo(name: str, microcode: str, mhz: str, bogomips: str, apicid) -> dict:
+    """/proc/cpuinfo of an AMD EPYC 9004 (Genoa, family 25 model 17): what the models share."""
+    return dict(vendor="AuthenticAMD", family=25, model=17, stepping=1, name=name,
+                microcode=microcode, mhz=mhz, cache_kb=1024, cpuid_level=16, flags=GENOA_FLAGS,
+                bugs="sysret_ss_attrs spectre_v1 spectre_v2 spec_store_bypass srso",
+                bogomips=bogomips, tlb="3584 4K pages",
+                address_sizes="52 bits physical, 57 bits virtual",
+                power=" ts ttp tm hwpstate cpb eff_freq_ro [13] [14]", apicid=apicid)
+
+
 def epyc_nps4() -> dict:
     """AMD EPYC 9354 (Genoa, 32 cores: 8 CCDs of 4 cores, one CCX each with 32 MiB L3) in NPS4
     with SMT disabled in the firmware: 4 nodes of 8 CPUs, 2 CCXs per node. RHEL 9, cgroup v2."""
@@ -399,14 +409,8 @@ def epyc_nps4() -> dict:
         possible=range(32), cpus=cpus, caches=caches, nodes=nodes,
         node_possible=(0, 1, 2, 3), has_normal_memory=(0, 1, 2, 3),
         available=392_804_412,
-        cpuinfo=dict(vendor="AuthenticAMD", family=25, model=17, stepping=1,
-                     name="AMD EPYC 9354 32-Core Processor", microcode="0xa101148",
-                     mhz="3249.999", cache_kb=1024, cpuid_level=16, flags=GENOA_FLAGS,
-                     bugs="sysret_ss_attrs spectre_v1 spectre_v2 spec_store_bypass srso",
-                     bogomips="6499.99", tlb="3584 4K pages",
-                     address_sizes="52 bits physical, 57 bits virtual",
-                     power=" ts ttp tm hwpstate cpb eff_freq_ro [13] [14]",
-                     apicid=lambda c: c["id"] * 2),
+        cpuinfo=genoa_cpuinfo("AMD EPYC 9354 32-Core Processor", "0xa101148", "3249.999",
+                              "6499.99", apicid=lambda c: c["id"] * 2),
         # defer+madvise: the kernel brackets the whole word, '+' included
         thp="[always] madvise never", thp_defrag="always defer [defer+madvise] madvise never",
         numa_balancing=1, governor="schedutil", clocksource="tsc",
@@ -452,14 +456,9 @@ def epyc_2p_nps4() -> dict:
         possible=range(256), cpus=cpus, caches=caches, nodes=nodes,
         node_possible=tuple(range(8)), has_normal_memory=tuple(range(8)),
         available=1_528_402_916,
-        cpuinfo=dict(vendor="AuthenticAMD", family=25, model=17, stepping=1,
-                     name="AMD EPYC 9554 64-Core Processor", microcode="0xa10113e",
-                     mhz="3100.000", cache_kb=1024, cpuid_level=16, flags=GENOA_FLAGS,
-                     bugs="sysret_ss_attrs spectre_v1 spectre_v2 spec_store_bypass srso",
-                     bogomips="6190.82", tlb="3584 4K pages",
-                     address_sizes="52 bits physical, 57 bits virtual",
-                     power=" ts ttp tm hwpstate cpb eff_freq_ro [13] [14]",
-                     apicid=lambda c: (c["package"] << 7) | (c["core"] << 1) | (c["id"] >= 128)),
+        cpuinfo=genoa_cpuinfo("AMD EPYC 9554 64-Core Processor", "0xa10113e", "3100.000",
+                              "6190.82", apicid=lambda c: (c["package"] << 7) | (c["core"] << 1)
+                              | (c["id"] >= 128)),
         thp="[always] madvise never", thp_defrag="always defer defer+madvise [madvise] never",
         numa_balancing=1, governor="performance", clocksource="tsc",
         smt_active=1, smt_control="on", isolated=(),
