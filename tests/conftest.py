@@ -1,8 +1,8 @@
 """Test policy shared by every test file.
 
 - Tests marked ``numa_vm`` need several NUMA nodes: they run inside the QEMU guest
-  (``python -m tests.vm two-socket -- python -m pytest -m numa_vm``) and skip elsewhere,
-  saying so.
+  (``python -m tests.vm two-socket -- python -m pytest -m numa_vm tests/test_multinode.py``)
+  and skip elsewhere, saying so. They all live in that one file (collection checks it).
 - With NUMAPROBE_FAIL_ON_SKIP=1 (as .ci/run sets it) a skipped test fails the run, except a
   ``numa_vm`` test outside the guest: nothing that should run here may be skipped silently.
 """
@@ -11,11 +11,20 @@ import os
 import pytest
 
 IN_VM = bool(os.environ.get("NUMAPROBE_VM_TOPOLOGY"))
-VM_HINT = ("needs several NUMA nodes: runs in the VM suite "
-           "(python -m tests.vm two-socket -- python -m pytest -m numa_vm)")
+VM_HINT = ("needs several NUMA nodes: runs in the VM suite (python -m tests.vm two-socket -- "
+           "python -m pytest -m numa_vm tests/test_multinode.py)")
+
+
+VM_FILE = "test_multinode.py"  # the one file the VM suite collects (.ci/run)
 
 
 def pytest_collection_modifyitems(config, items):
+    # Collecting every test file under QEMU's emulation took five minutes of the VM suite's
+    # seven, so it collects only VM_FILE: a numa_vm test anywhere else would never run.
+    strays = [i.nodeid for i in items if "numa_vm" in i.keywords and i.path.name != VM_FILE]
+    if strays:
+        raise pytest.UsageError(f"numa_vm tests belong in tests/{VM_FILE}, which the VM suite "
+                                f"runs: {', '.join(strays)}")
     if IN_VM:
         return
     for item in items:

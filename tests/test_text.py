@@ -68,7 +68,7 @@ def test_every_column_has_a_unit():
 def test_inference_tables_name_the_model_and_what_the_ratio_is():
     doc = results.load(DATA / "documents" / "v1" / "infer.json")
     text = _text(doc)
-    assert "42.0 M parameters (168 MB); 1 input: x float32 [batch=1, 1024]" in " ".join(
+    assert "42.0 M parameters (168 MB); 1 input generated: x float32 [batch=1, 1024]" in " ".join(
         text.split())
     single = copy.deepcopy(doc)
     single["result"]["asked"]["mode"] = "single"

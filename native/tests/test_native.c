@@ -437,6 +437,91 @@ static void test_c2c_and_loaded(void)
     np_mem_unmap(&r);
 }
 
+/* Every compute kernel this CPU has computes what it says (the same operations as a scalar
+ * reference, so the timed loop does the work it is credited with); every other one is
+ * refused, not faked. */
+static void test_flops(void)
+{
+    const float xy[3] = {0.999999f, 1e-6f, 1.0f};
+    const uint64_t iters = 1000;
+    for (int k = 0; k < NP_FL_NKERNELS; k++) {
+        const np_fl_kernel_info *info = np_fl_kernel_info_get(k);
+        CHECK(info != NULL && info->name != NULL && info->ops > 0 && info->instructions > 0);
+        for (int j = 0; j < k; j++)
+            CHECK(strcmp(np_fl_kernel_info_get(j)->name, info->name) != 0);
+        int rc = np_fl_supported(k);
+        if (rc != 0) { /* AMX may also be refused by the kernel (arch_prctl) */
+            CHECK(rc == -ENOTSUP || k == NP_FL_BF16_AMX || k == NP_FL_INT8_AMX);
+            uint64_t t0, t1;
+            double sink;
+            np_fl_args args = {.kernel = k, .iters = 10, .reps = 1, .t0 = &t0, .t1 = &t1,
+                               .sink = &sink};
+            int cpu0 = 0;
+            CHECK(np_fl_run(&cpu0, 1, &args, NULL, NULL) == rc);
+            continue;
+        }
+        CHECK(np_fl_ops(k, iters) == iters * (uint64_t)info->ops *
+              (k == NP_FL_CLOCK ? 100u : (uint64_t)info->instructions));
+        if (k == NP_FL_F32_SCALAR || k == NP_FL_F32_AVX2 || k == NP_FL_F32_AVX512 ||
+            k == NP_FL_F32_NEON) {
+            float sum = 0; /* each lane: a <- fma(a, x, y), from 1 + k; summed in order */
+            for (int acc = 0; acc < 12; acc++) {
+                float a = xy[2] + (float)acc;
+                for (uint64_t i = 0; i < iters; i++)
+                    a = __builtin_fmaf(a, xy[0], xy[1]);
+                sum = acc == 0 ? a : sum + a;
+            }
+            double got = np_fl_pass(k, iters, xy);
+            double want = k == NP_FL_F32_SCALAR ? 0 : k == NP_FL_F32_AVX2 ? 2.0 * sum
+                          : k == NP_FL_F32_AVX512 ? 16.0 * sum : 4.0 * sum;
+            if (k == NP_FL_F32_SCALAR) { /* a double sum of the twelve */
+                for (int acc = 0; acc < 12; acc++) {
+                    float a = xy[2] + (float)acc;
+                    for (uint64_t i = 0; i < iters; i++)
+                        a = __builtin_fmaf(a, xy[0], xy[1]);
+                    want += a;
+                }
+            }
+            CHECK(got > 0 && (got - want) * (got - want) <= 1e-6 * want * want);
+        }
+        if (k == NP_FL_CLOCK)
+            CHECK(np_fl_pass(k, iters, (const float[]){0, 3, 0}) == 300.0 * (double)iters);
+        if (k == NP_FL_INT8_AVXVNNI) /* lane 0: sum of (acc + 4 x iters) over 12 */
+            CHECK(np_fl_pass(k, iters, (const float[]){1, 1, 0}) == 66 + 48.0 * iters);
+        if (k == NP_FL_INT8_AVX512)
+            CHECK(np_fl_pass(k, iters, (const float[]){1, 1, 0}) == 16 * (66 + 48.0 * iters));
+        if (k == NP_FL_INT8_AMX) /* 64 products of 1 x 1 per element per step */
+            CHECK(np_fl_pass(k, iters, (const float[]){1, 1, 0}) == 64.0 * iters);
+        /* The threaded run records every pass. */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int cpus[2] = {0, ncpu > 1 ? 1 : 0};
+        uint64_t t0[4], t1[4];
+        double sink[2];
+        np_fl_args args = {.kernel = k, .iters = iters, .reps = 2, .t0 = t0, .t1 = t1,
+                           .sink = sink};
+        CHECK(np_fl_run(cpus, 2, &args, NULL, NULL) == 0);
+        for (int i = 0; i < 4; i++)
+            CHECK(t1[i] > t0[i]);
+    }
+    CHECK(np_fl_kernel_info_get(NP_FL_NKERNELS) == NULL && np_fl_kernel_info_get(-1) == NULL);
+    CHECK(np_fl_supported(NP_FL_NKERNELS) == -EINVAL);
+    CHECK(np_fl_ops(-1, 10) == 0);
+    uint64_t t0, t1;
+    double sink;
+    np_fl_args args = {.kernel = NP_FL_CLOCK, .iters = 0, .reps = 1, .t0 = &t0, .t1 = &t1,
+                       .sink = &sink};
+    int cpu0 = 0;
+    CHECK(np_fl_run(&cpu0, 1, &args, NULL, NULL) == -EINVAL); /* no iterations */
+    args.iters = 10;
+    args.sink = NULL;
+    CHECK(np_fl_run(&cpu0, 1, &args, NULL, NULL) == -EINVAL);
+    args.sink = &sink;
+    np_failure f;
+    int bad = 100000;
+    CHECK(np_fl_run(&bad, 1, &args, NULL, &f) == -EINVAL);
+    CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == 100000);
+}
+
 int main(void)
 {
     test_map_bind_touch_where(NP_BACKING_4K);
@@ -452,6 +537,7 @@ int main(void)
     test_bandwidth();
     test_bw_kernel_table();
     test_c2c_and_loaded();
+    test_flops();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

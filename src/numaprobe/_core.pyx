@@ -523,3 +523,72 @@ def c2c_run(int cpu_a, int cpu_b, size_t line, uint64_t rounds):
         rc = c.np_c2c_run(cpu_a, cpu_b, <void *>line, rounds, &ticks, &failed)
     check_team(rc, "c2c_run", &failed)
     return ticks
+
+
+# ------------------------------------------------------------------------------------- flops
+
+def fl_kernels():
+    """The compute kernel table (flops.c), in enum order: name, doc, unit, ops per
+    instruction, instructions per iteration."""
+    out = []
+    cdef const c.np_fl_kernel_info *k
+    for i in range(c.NP_FL_NKERNELS):
+        k = c.np_fl_kernel_info_get(i)
+        out.append({"name": k.name.decode(), "doc": k.doc.decode(), "unit": k.unit.decode(),
+                    "ops": k.ops, "instructions": k.instructions})
+    return out
+
+
+FL_KERNELS = {k["name"]: i for i, k in enumerate(fl_kernels())}  # name -> enum np_fl_kernel
+
+
+def fl_supported(str kernel):
+    """None when this CPU (and kernel) can run the compute kernel; else the OSError that says
+    why not (ENOTSUP: the CPU lacks the unit; AMX: the kernel's arch_prctl refusal)."""
+    if kernel not in FL_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; kernels: {', '.join(FL_KERNELS)}")
+    cdef int rc = c.np_fl_supported(FL_KERNELS[kernel])
+    return None if rc == 0 else OSError(-rc, os.strerror(-rc))
+
+
+def fl_ops(str kernel, uint64_t iters):
+    """Operations in one pass of ``iters`` iterations."""
+    return c.np_fl_ops(FL_KERNELS[kernel], iters)
+
+
+def fl_run(cpus, str kernel, uint64_t iters, int reps=5):
+    """Runs a compute kernel on every CPU at once, ``reps`` timed passes of ``iters``
+    iterations after a short warm-up. Returns (t0, t1, ran_on) with t0/t1 as lists of
+    per-pass lists of per-thread ticks."""
+    if kernel not in FL_KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; kernels: {', '.join(FL_KERNELS)}")
+    cdef int nt = len(cpus)
+    cdef int *cpu_arr = _int_array(cpus)
+    cdef int *ran_on = _int_array([-1] * nt)
+    cdef uint64_t *t0 = <uint64_t *>calloc(max(1, reps * nt), sizeof(uint64_t))
+    cdef uint64_t *t1 = <uint64_t *>calloc(max(1, reps * nt), sizeof(uint64_t))
+    cdef double *sink = <double *>calloc(max(1, nt), sizeof(double))
+    cdef c.np_fl_args args
+    cdef c.np_failure failed
+    cdef int rc
+    try:
+        if not (t0 and t1 and sink):
+            raise MemoryError()
+        args.kernel = FL_KERNELS[kernel]
+        args.iters = iters
+        args.reps = reps
+        args.t0 = t0
+        args.t1 = t1
+        args.sink = sink
+        with nogil:
+            rc = c.np_fl_run(cpu_arr, nt, &args, ran_on, &failed)
+        check_team(rc, "fl_run", &failed)
+        return ([[t0[r * nt + i] for i in range(nt)] for r in range(reps)],
+                [[t1[r * nt + i] for i in range(nt)] for r in range(reps)],
+                [ran_on[i] for i in range(nt)])
+    finally:
+        free(cpu_arr)
+        free(ran_on)
+        free(t0)
+        free(t1)
+        free(sink)

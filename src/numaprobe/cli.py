@@ -405,6 +405,17 @@ def cmd_loaded(args) -> int:
         progress=_progress(args)))
 
 
+def cmd_flops(args) -> int:
+    from . import probes
+    from .topology import read
+    topo = read()
+    cpus = None if args.cpus in (None, "all") else _cpu_ids(args.cpus, topo)
+    kernels = [k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels else None
+    return _probe(args, "flops", lambda: probes.flops(
+        kernels, cpus=cpus, reps=args.reps, all_cores=not args.one_core, topology=topo,
+        progress=_progress(args)))
+
+
 def cmd_c2c(args) -> int:
     from . import probes
     from .topology import read
@@ -441,11 +452,13 @@ def _layouts(args, topo):
 def _model(args):
     from .workload import models
     ref = models.resolve(args.model or "encoder")
-    dims = _dims(args.dim)
-    if not args.model:  # the embedded default: the encoder on 128 tokens
+    dims, given = _dims(args.dim), {}
+    if getattr(args, "inputs", None):  # real inputs fix the dimensions they have
+        _, given = models.load_inputs(args.inputs, models.inputs(ref.path))
+    if not args.model and "seq" not in given:  # the embedded default: the encoder on 128 tokens
         dims.setdefault("seq", 128)
     # Every dynamic dimension must be known before workers start: fail here, in one line.
-    models.make_inputs(models.inputs(ref.path), dims)
+    models.make_inputs(models.inputs(ref.path), {**dims, **given})
     return ref, dims
 
 
@@ -480,9 +493,7 @@ def cmd_infer(args) -> int:
     return _workload(args, "infer", lambda: run_infer(
         ref, layouts, mode=args.mode, duration=args.duration, warmup=args.warmup, dims=dims,
         rate=args.rate, topology=topo, progress=_progress(args), force=args.force,
-        engines=[x.strip() for x in args.engines.split(",") if x.strip()],
-        precisions=[x.strip() for x in args.precision.split(",") if x.strip()],
-        allow_slow_precision=args.allow_slow_precision, **_rounds(args)), topo)
+        **_engine_options(args), **_rounds(args)), topo)
 
 
 def _rounds(args) -> dict:
@@ -495,6 +506,14 @@ def _rounds(args) -> dict:
             "target_effect": args.target_effect / 100 if args.target_effect else None,
             "max_rounds": args.max_rounds or (4 * args.rounds if args.target_effect else None),
             "max_noise": args.max_noise / 100, "min_effect": args.min_effect / 100}
+
+
+def cmd_cost(args) -> int:
+    from .workload import cost, models
+    ref, dims = _model(args)
+    c = cost.model_cost(ref.path, dims)
+    _finish(args, "cost", {"model": models.describe(ref), **c.to_dict(per_node=args.per_node)})
+    return 0
 
 
 def cmd_sweep(args) -> int:
@@ -514,7 +533,7 @@ def cmd_sweep(args) -> int:
             return analysed(run_infer(
                 ref, sweep_layouts(topo), mode="closed", duration=args.duration,
                 warmup=args.warmup, dims=dims, topology=topo, progress=_progress(args),
-                **_rounds(args)))
+                **_engine_options(args), **_rounds(args)))
         except (driver.WorkerFailed, driver.Interrupted) as e:
             if e.document is not None and e.document["layouts"]:
                 analysed(e.document)  # what was measured is a sweep too, a partial one
@@ -602,6 +621,46 @@ def _node_args(sp) -> None:
                     help="CPU nodes, e.g. 0,1 (default: all with usable CPUs)")
     sp.add_argument("--mem-nodes", metavar="NODES", type=_NODES,
                     help="memory nodes, e.g. 0-3 (default: all usable, CPU-less ones too)")
+
+
+def _engine_args(sp) -> None:
+    """Engines, precisions and real inputs: infer's and sweep's."""
+    from .workload.engines import ENGINES, PRECISIONS
+    from .workload.quantize import METHODS
+    sp.add_argument("--engines", type=_text("engine names"), default="ort",
+                    help=f"comma-separated, each layout runs under each: {', '.join(ENGINES)} "
+                    "(openvino: pip install 'numaprobe[openvino]')")
+    sp.add_argument("--precision", type=_text("precisions"), default="f32",
+                    help=f"comma-separated, each layout runs under each: {', '.join(PRECISIONS)}"
+                    " (bf16, f16: openvino only; int8: a quantized copy, either engine; each "
+                    "measured against f32 on the same inputs)")
+    sp.add_argument("--quantize", choices=METHODS, default="static",
+                    help="how the int8 copy is made: static (QDQ, calibrated on --inputs or on "
+                    "generated inputs; both engines run it in int8) or dynamic (activations "
+                    "quantized at run time; OpenVINO runs it in f32)")
+    sp.add_argument("--inputs", metavar="FILE.npz",
+                    help="real inputs (numpy.savez, one array per model input, optionally with "
+                    "a leading axis of samples): fed to the workers, the accuracy check and "
+                    "the int8 calibration (default: generated from the model's signature, "
+                    "which measures numerical fidelity only)")
+    sp.add_argument("--profile", action="store_true",
+                    help="after the measured rounds, one more pass per layout with the "
+                    "engine's profiler on (where the time goes by kernel, the rate achieved "
+                    "in each op type; never compared: the profiler costs time), and each "
+                    "layout's bound: its rates against the compute and memory ceilings of "
+                    "its CPUs, measured then")
+    sp.add_argument("--allow-slow-precision", action="store_true",
+                    help="run a precision this CPU has no units for (bf16 without AMX-BF16 or "
+                    "AVX512-BF16): the engine runs it in f32 or emulates it")
+
+
+def _engine_options(args) -> dict:
+    """--engines, --precision, --quantize, --inputs and --allow-slow-precision, as run_infer
+    takes them."""
+    return {"engines": [x.strip() for x in args.engines.split(",") if x.strip()],
+            "precisions": [x.strip() for x in args.precision.split(",") if x.strip()],
+            "allow_slow_precision": args.allow_slow_precision, "inputs": args.inputs,
+            "quantize": args.quantize, "profile": args.profile}
 
 
 def _workload_args(sp) -> None:
@@ -757,6 +816,24 @@ def _add_c2c(sub) -> None:
     _repeat_arg(cc)
 
 
+def _add_flops(sub) -> None:
+    from .probes._flops import KERNELS
+    fl = _probe_parser(sub, "flops", cmd_flops, "compute ceilings: operations per second",
+                       "Peak arithmetic throughput of each unit (fp32 FMA scalar, AVX2, "
+                       "AVX-512; bf16 and int8 dot products; AMX tiles; NEON) on one core and "
+                       "on one CPU of every core at once, the core clock (dependent adds) and "
+                       "what that makes per cycle. Kernels the CPU lacks are refused, naming "
+                       "the flag.")
+    fl.add_argument("--kernels", type=_text("kernel names"),
+                    help=f"comma-separated (default: all): {', '.join(KERNELS)}")
+    fl.add_argument("--cpus", metavar="LIST",
+                    help="CPUs to use (default: the usable ones; the first for one core)")
+    fl.add_argument("--reps", type=_whole(1, 1000), default=7, metavar="N",
+                    help="timed passes per kernel; the figure is their median (default 7)")
+    fl.add_argument("--one-core", action="store_true", help="skip the all-cores run")
+    _repeat_arg(fl)
+
+
 def _add_infer(sub) -> None:
     inf = _probe_parser(sub, "infer", cmd_infer, "run a model under layouts and compare them",
                         "Run an ONNX model under layouts (processes x threads x CPUs x memory "
@@ -774,16 +851,7 @@ def _add_infer(sub) -> None:
                      "(latency); poisson: open loop at --rate")
     inf.add_argument("--rate", type=_number(0, 1e7, " per s", above=True), metavar="PER_S",
                      help="target inferences per second (poisson; needed there)")
-    from .workload.engines import ENGINES, PRECISIONS
-    inf.add_argument("--engines", type=_text("engine names"), default="ort",
-                     help=f"comma-separated, each layout runs under each: {', '.join(ENGINES)} "
-                     "(openvino: pip install 'numaprobe[openvino]')")
-    inf.add_argument("--precision", type=_text("precisions"), default="f32",
-                     help=f"comma-separated, each layout runs under each: {', '.join(PRECISIONS)}"
-                     " (bf16, f16: openvino only; measured against f32)")
-    inf.add_argument("--allow-slow-precision", action="store_true",
-                     help="run a precision this CPU has no units for (bf16 without AMX-BF16 or "
-                     "AVX512-BF16): the engine runs it in f32 or emulates it")
+    _engine_args(inf)
     inf.add_argument("--no-spin", action="store_true",
                      help="ONNX Runtime's threads sleep when idle (OpenVINO has no such setting)")
     inf.add_argument("--force", action="store_true",
@@ -797,8 +865,23 @@ def _add_sweep(sub) -> None:
                        "Run instances x threads over the usable CPUs; the throughput curve, "
                        "where it stops rising, the best layout for throughput and for latency.")
     _workload_args(sw)
+    _engine_args(sw)
     sw.add_argument("--p99-max", type=_number(0, 1e7, " ms", above=True), metavar="MS",
                     help="latency bound for 'best for latency' (default: none)")
+
+
+def _add_cost(sub) -> None:
+    co = _probe_parser(sub, "cost", cmd_cost, "what one inference of a model costs",
+                       "Count the arithmetic (a multiply-add is 2 operations) and the bytes of "
+                       "one inference from the ONNX graph, per op type: weights read, "
+                       "activations read and written, and the intensity (operations per byte) "
+                       "that places the model on a roofline. Nothing is timed.")
+    co.add_argument("--model", help="as for infer (default: the built-in encoder on 128 "
+                    "tokens)")
+    co.add_argument("--dim", action="append", metavar="NAME=N",
+                    help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
+    co.add_argument("--per-node", action="store_true",
+                    help="keep every node's cost in the document (--json), not only per op type")
 
 
 def _add_compare(sub) -> None:
@@ -851,7 +934,7 @@ def _add_report(sub) -> None:
 
 # The subcommands in the order --help lists them: each adds its parser and its dispatch entry.
 SUBCOMMANDS = (_add_topology, _add_clock, _add_run, _add_latency, _add_bandwidth, _add_loaded,
-               _add_c2c, _add_infer, _add_sweep, _add_compare, _add_show, _add_plot, _add_report)
+               _add_c2c, _add_flops, _add_infer, _add_sweep, _add_cost, _add_compare, _add_show, _add_plot, _add_report)
 
 
 def build_parser() -> argparse.ArgumentParser:

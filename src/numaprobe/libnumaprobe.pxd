@@ -130,3 +130,23 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
     # c2c.c
     int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks,
                    np_failure *failed)
+
+    # flops.c
+    enum:
+        NP_FL_NKERNELS
+    ctypedef struct np_fl_kernel_info:
+        const char *name
+        const char *doc
+        const char *unit
+        int ops, instructions
+    const np_fl_kernel_info *np_fl_kernel_info_get(int kernel)
+    int np_fl_supported(int kernel)
+    uint64_t np_fl_ops(int kernel, uint64_t iters)
+    ctypedef struct np_fl_args:
+        int kernel
+        uint64_t iters
+        int reps
+        uint64_t *t0
+        uint64_t *t1
+        double *sink
+    int np_fl_run(const int *cpus, int n, np_fl_args *args, int *ran_on, np_failure *failed)

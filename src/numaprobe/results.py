@@ -63,7 +63,8 @@ def fingerprint(topo: Topology, clock: dict | None = None) -> dict:
     return {
         "topology_digest": digest, **shape,
         "online_cpus": len(topo.online_cpus), "usable_cpus": list(topo.usable_cpus),
-        "cpu_model": s.cpu_model, "kernel": platform.release(), "arch": platform.machine(),
+        "cpu_model": s.cpu_model, "cpu_features": list(s.features),
+        "kernel": platform.release(), "arch": platform.machine(),
         "virtualized": s.virtualized, "thp": s.thp, "numa_balancing": s.numa_balancing,
         "governors": list(s.governors), "clocksource": s.clocksource,
         "clock": ({"kind": clock["kind"], "hz": clock["hz"]} if clock else None),
@@ -224,11 +225,12 @@ def fingerprint_differences(a: dict, b: dict) -> list[str]:
     fa, fb = a["machine"], b["machine"]
     out = []
     labels = {"topology_digest": "topology (nodes, CPUs, distances)", "cpu_model": "CPU model",
+              "cpu_features": "CPU units",
               "kernel": "kernel", "virtualized": "virtualisation", "thp": "THP mode",
               "numa_balancing": "NUMA balancing", "governors": "CPU governor",
               "usable_cpus": "usable CPUs", "hostname": "host"}
-    for key, label in labels.items():
-        if fa.get(key) != fb.get(key):
+    for key, label in labels.items():  # a field an older numaprobe did not record is no difference
+        if key in fa and key in fb and fa[key] != fb[key]:
             out.append(f"{label}: {fa.get(key)} vs {fb.get(key)}")
     va, vb = fa.get("versions", {}), fb.get("versions", {})
     for k in sorted(set(va) | set(vb)):

@@ -167,6 +167,25 @@ class Settings:
     tsc_flags: tuple[str, ...]   # constant_tsc, nonstop_tsc, tsc_reliable, tsc_known_freq...
     virtualized: bool            # the CPU says it runs under a hypervisor
     clocksource: str | None
+    cpu_flags: tuple[str, ...] = ()  # /proc/cpuinfo's flags (x86) or Features (arm), sorted
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The CPU's vector and matrix units by name (FEATURES), in FEATURES' order."""
+        return tuple(name for flag, name in FEATURES if flag in self.cpu_flags)
+
+
+# The vector and matrix units that decide what inference can run fast, as /proc/cpuinfo
+# names them (x86 "flags", aarch64 "Features") and as people know them. A flag says the
+# CPU has the unit; AMX also needs the kernel's permission per process (arch_prctl).
+FEATURES = (
+    ("fma", "FMA"), ("avx2", "AVX2"), ("avx_vnni", "AVX-VNNI"),
+    ("avx512f", "AVX-512F"), ("avx512_vnni", "AVX512-VNNI"), ("avx512_bf16", "AVX512-BF16"),
+    ("avx512_fp16", "AVX512-FP16"), ("amx_tile", "AMX"), ("amx_bf16", "AMX-BF16"),
+    ("amx_int8", "AMX-INT8"), ("amx_fp16", "AMX-FP16"),
+    ("asimd", "NEON"), ("asimddp", "NEON-DOT"), ("asimdhp", "NEON-FP16"), ("bf16", "ARM-BF16"),
+    ("i8mm", "ARM-I8MM"), ("sve", "SVE"), ("sve2", "SVE2"), ("sme", "SME"),
+)
 
 
 @dataclass(frozen=True)
@@ -355,6 +374,8 @@ class Topology:
                      f"{plural(len(self.online_cpus), 'online CPU')}, "
                      f"{plural(len(self.nodes), 'NUMA node')}"
                      + (" [virtual machine]" if s.virtualized else ""))
+        if s.features:
+            lines.append(f"  units: {', '.join(s.features)}")
         for n in self.nodes:
             cpus = format_list(n.cpus) if n.cpus else "none (memory only)"
             hp = ", ".join(f"{human_bytes(k)} pages {v['free']}/{v['total']} free"
@@ -741,7 +762,8 @@ def _read_settings(fs: _FS, online) -> Settings:
         tsc_flags=tuple(sorted(f for f in flags if f.startswith("tsc") or f in (
             "constant_tsc", "nonstop_tsc", "rdtscp"))),
         virtualized="hypervisor" in flags,
-        clocksource=fs.value("sys/devices/system/clocksource/clocksource0/current_clocksource"))
+        clocksource=fs.value("sys/devices/system/clocksource/clocksource0/current_clocksource"),
+        cpu_flags=tuple(sorted(flags)))
 
 
 def _bracketed(text: str | None) -> str | None:
@@ -774,6 +796,8 @@ def _html(r: dict) -> str:
               ("allowed memory nodes", format_list(a.get("mems", []))),
               ("cgroup", f"{a.get('cgroup')} (v{a.get('cgroup_version')})"),
               ("SMT active", s.get("smt_active")),
+              ("vector and matrix units", ", ".join(
+                  n for f, n in FEATURES if f in (s.get("cpu_flags") or ())) or "none named"),
               ("isolated CPUs", format_list(s.get("isolated") or []))])
     return nodes + ctab + kv
 

@@ -277,6 +277,56 @@ int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on,
 int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks,
                np_failure *failed);
 
+/* ---------------------------------------------------------------- flops.c */
+
+/* Compute kernels: each a loop of independent multiply-accumulates on registers (bound by the
+ * unit's throughput), and NP_FL_CLOCK, a chain of dependent integer adds (one per cycle: its
+ * rate is the core clock). */
+enum np_fl_kernel {
+    NP_FL_CLOCK = 0,
+    NP_FL_F32_SCALAR = 1,   /* vfmadd231ss (x86, needs FMA3) / fmadd s (AArch64) */
+    NP_FL_F32_AVX2 = 2,     /* vfmadd231ps ymm                                   */
+    NP_FL_F32_AVX512 = 3,   /* vfmadd231ps zmm                                   */
+    NP_FL_BF16_AVX512 = 4,  /* vdpbf16ps zmm (AVX512-BF16)                       */
+    NP_FL_INT8_AVXVNNI = 5, /* vpdpbusd ymm (AVX-VNNI)                           */
+    NP_FL_INT8_AVX512 = 6,  /* vpdpbusd zmm (AVX512-VNNI)                        */
+    NP_FL_BF16_AMX = 7,     /* tdpbf16ps (AMX-BF16)                              */
+    NP_FL_INT8_AMX = 8,     /* tdpbusd (AMX-INT8)                                */
+    NP_FL_F32_NEON = 9,     /* fmla v.4s (AArch64)                               */
+    NP_FL_NKERNELS = 10,
+};
+/* One entry of the kernel table, the one list of compute kernels. */
+typedef struct np_fl_kernel_info {
+    const char *name;  /* "f32_avx2", ...: the name users give              */
+    const char *doc;   /* what one instruction does                          */
+    const char *unit;  /* "flop", "op" (integer) or "add" (the clock)        */
+    int ops;           /* operations per instruction (a multiply-add is 2)   */
+    int instructions;  /* instructions per iteration                         */
+} np_fl_kernel_info;
+/* The table entry of `kernel` (enum np_fl_kernel), or NULL outside 0..NKERNELS-1. */
+const np_fl_kernel_info *np_fl_kernel_info_get(int kernel);
+/* 0 when this CPU (and, for AMX, the kernel: arch_prctl ARCH_REQ_XCOMP_PERM, asked for here)
+ * can run `kernel`; -ENOTSUP when the CPU lacks the unit; AMX's refusal as -errno (EINVAL:
+ * a kernel without AMX support); -EINVAL for no such kernel. */
+int np_fl_supported(int kernel);
+/* One pass of `iters` iterations; returns a value that depends on every operation. `xy`:
+ * three operands the compiler cannot see. The caller checks np_fl_supported first. */
+double np_fl_pass(int kernel, uint64_t iters, const float *xy);
+/* Operations in a pass of `iters` iterations (the clock: adds). */
+uint64_t np_fl_ops(int kernel, uint64_t iters);
+
+typedef struct np_fl_args {
+    int kernel;
+    uint64_t iters;     /* iterations per timed pass                           */
+    int reps;           /* timed passes; each one is a sample                  */
+    uint64_t *t0, *t1;  /* [reps * nthreads]: start and end ticks of each pass  */
+    double *sink;       /* [nthreads]: the passes' values, kept                 */
+} np_fl_args;
+/* Runs the kernel on every CPU of `cpus` at once, `reps` times, each pass started by a
+ * barrier, after an untimed warm-up pass (1/8 as long) that lets the clock ramp up.
+ * `failed` (optional): see np_failure. */
+int np_fl_run(const int *cpus, int n, np_fl_args *args, int *ran_on, np_failure *failed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -354,6 +354,9 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         warnings.append("one usable CPU: no core-to-core latency")
     if (w := noise.warning()):
         warnings.append(w)
+    from ..workload.engines import idle_units_hint  # no engine is imported: flags only
+    if (w := idle_units_hint(topo, [], command="numaprobe infer ")):
+        warnings.append(w)
     return {
         "numaprobe": __version__, "kind": "quick",
         "topology": topo.to_dict(), "clock": clk.to_dict(),

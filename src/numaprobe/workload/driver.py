@@ -67,6 +67,7 @@ class InstanceRun:
     busy_threads: int | None = None   # those that ran >= 10 % of the window
     engine: dict | None = None        # the settings its engine resolved (engines.RESOLVED)
     accuracy: dict | None = None      # its outputs against f32 (worker.py), where checked
+    profile: dict | None = None       # ns per kernel type, in a profiling pass (worker.py)
 
     @property
     def count(self) -> int:
@@ -187,11 +188,16 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
                warmup: int = 5, dims: dict | None = None, rate: float | None = None,
                count: int | None = None, seed: int = 0, progress=None,
                topology: Topology | None = None, check_accuracy: bool = True,
-               reference: str | None = None) -> LayoutRun:
+               reference: str | None = None, variants: dict | None = None,
+               inputs: str | None = None, profile: bool = False) -> LayoutRun:
     """Runs ``model`` (a path) under ``layout``; returns what was measured. With
     ``check_accuracy``, the first instance of each engine and precision other than f32 also
     measures its outputs against f32 (InstanceRun.accuracy), as every instance does against
-    ``reference`` (a path; default the model itself) when that is another model."""
+    ``reference`` (a path; default the model itself) when that is another model.
+    ``variants``: the file an instance of a precision runs instead ({"int8": the int8 copy},
+    checked against ``model``); ``inputs``: an .npz file of real inputs (models.load_inputs),
+    instance k feeding its sample k (default: inputs generated with seed k). ``profile``:
+    a profiling pass (worker.py): InstanceRun.profile holds each kernel type's time."""
     check_options(mode=mode, duration=duration, warmup=warmup, rate=rate)
     n = len(layout.instances)
     procs: list[subprocess.Popen] = []
@@ -204,11 +210,13 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
         for k, inst in enumerate(layout.instances):
             d = inst.to_dict()
             kind = (d["engine"], d["precision"])
+            runs = (variants or {}).get(d["precision"], model)
             check = check_accuracy and kind not in checked and (
-                d["precision"] != "f32" or reference not in (None, model))
+                d["precision"] != "f32" or reference not in (None, model) or runs != model)
             if check:
                 checked.add(kind)
-            cfg = {"model": model, "instance": d, "mode": mode, "index": k,
+            cfg = {"model": runs, "instance": d, "mode": mode, "index": k, "inputs": inputs,
+                   "profile": profile,
                    "dims": dims or {}, "warmup": warmup, "seed": seed, "count": count,
                    "rate_per_instance": (rate / n) if rate else None,
                    "reference": (reference or model) if check else None}
@@ -367,7 +375,7 @@ def _assemble(layout, mode, duration, results, machine, noise, failures) -> Layo
             start_offset_ns=np.asarray(r["start_offset_ns"], dtype=np.int64),
             window_ns=int(r["window_ns"]), counters=r["counters"], memory=r["memory"],
             threads=r["threads"], partial=r["partial"], busy_threads=r.get("busy_threads"),
-            engine=r.get("engine"), accuracy=r.get("accuracy")))
+            engine=r.get("engine"), accuracy=r.get("accuracy"), profile=r.get("profile")))
     return LayoutRun(layout=layout, mode=mode, duration=duration, instances=inst,
                      machine=machine, noise=noise, failures=list(failures))
 

@@ -15,6 +15,8 @@ against f32 on the same inputs (measured in the first round)."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import math
 import textwrap
 
@@ -204,8 +206,9 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
               max_noise: float = stats.MAX_NOISE, min_effect: float = stats.MIN_EFFECT_ROUNDS,
               topology: Topology | None = None, progress: bool | None = None,
               force: bool = False, engines=(_engines.DEFAULT_ENGINE,),
-              precisions=(_engines.DEFAULT_PRECISION,), allow_slow_precision: bool = False
-              ) -> dict:
+              precisions=(_engines.DEFAULT_PRECISION,), allow_slow_precision: bool = False,
+              inputs: str | None = None, quantize: str = "static",
+              profile: bool = False) -> dict:
     """Runs every layout under every engine x precision (layout.combine: the first layout's
     first combination is the baseline) ``rounds`` times, interleaved, each round with fresh
     workers, and returns the result document. With ``target_effect`` (a fraction) it keeps adding rounds,
@@ -214,7 +217,13 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
     Bad arguments, a layout its nodes cannot hold (``check_memory``; ``force`` runs it
     anyway), an engine that is not installed (ImportError) and a precision the CPU has no
     units for (``allow_slow_precision`` runs it anyway) are refused before any worker starts.
-    Every precision other than f32 is measured against f32 in the first round.
+    Every precision other than f32 is measured against f32 in the first round; int8 runs
+    the model's int8 copy (quantize.int8_copy, ``quantize`` its method), made before any
+    worker starts. ``inputs``: an .npz file of real inputs (models.load_inputs) that the
+    workers feed and the int8 copy is calibrated on (default: generated from the signature).
+    ``profile``: after the measured rounds, one more pass per layout (PROFILE_S, at most
+    ``duration``) with the engine's profiler on, one inference at a time per instance: where
+    the time goes, by kernel (its figures are never compared: the profiler costs time).
     On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
     topo = current_topology(topology)
     if not isinstance(layouts, (list, tuple)) or not layouts or not all(
@@ -230,10 +239,28 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
     for p in dict.fromkeys(i.to_dict()["precision"] for l in layouts for i in l.instances):
         _engines.check_cpu(p, topo, allow_slow=allow_slow_precision)
     check_memory(model_ref, layouts, topo, force=force)
+    samples = None
+    if inputs is not None:
+        from .models import inputs as specs_of, load_inputs
+        samples, given = load_inputs(inputs, specs_of(model_ref.path))
+        clash = {k: v for k, v in (dims or {}).items() if given.get(k, v) != v}
+        if clash:
+            raise UsageError(f"--inputs {inputs} gives {', '.join(f'{k}={given[k]}' for k in clash)}"
+                             f"; --dim says {', '.join(f'{k}={v}' for k, v in clash.items())}")
+        dims = {**(dims or {}), **given}
+    work, work_warning = _cost(model_ref, dims)
+    variants, int8 = {}, None
+    if any(i.precision == "int8" for l in layouts for i in l.instances):
+        from .quantize import int8_copy
+        int8 = int8_copy(model_ref.path, method=quantize, dims=dims, samples=samples,
+                         say=(lambda line: print(f"numaprobe: {line}", file=sys.stderr))
+                         if progress is not False else None)
+        variants["int8"] = int8["path"]
     limit = max(rounds, max_rounds or 0) if target_effect else rounds
     per_run = duration * max((len(l.instances) if mode == "single" else 1) for l in layouts)
     bar = Progress(rounds * sum(per_run + 3 for _ in layouts), "infer", progress, seconds=True)
     runs: dict[int, list] = {k: [] for k in range(len(layouts))}
+    profiles: dict[int, driver.LayoutRun] = {}
     error, done, why = None, 0, f"the {rounds} round(s) asked for"
     try:
         while done < limit:
@@ -246,6 +273,7 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                 runs[k].append(driver.run_layout(
                     model_ref.path, layout, mode=mode, duration=duration, warmup=warmup,
                     dims=dims, rate=rate, seed=seed, topology=topo, check_accuracy=r == 0,
+                    variants=variants, inputs=inputs,
                     progress=lambda what, frac, r=r: bar.update(f"round {r + 1}/{limit}: {what}")))
             done += 1
             if target_effect and done >= rounds:
@@ -257,6 +285,13 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                 why = (f"--max-rounds {limit} reached; the worst comparison could detect "
                        f"{'nothing yet' if not np.isfinite(mde) else f'{100 * mde:.1f} %'}"
                        f", not the {100 * target_effect:g} % asked for")
+        for k, layout in enumerate(layouts) if profile else ():
+            bar.update(f"profiling pass: {layout.name}")
+            profiles[k] = driver.run_layout(
+                model_ref.path, layout, mode="closed", duration=min(duration, PROFILE_S),
+                warmup=warmup, dims=dims, seed=seed, topology=topo, check_accuracy=False,
+                variants=variants, inputs=inputs, profile=True,
+                progress=lambda what, frac: bar.update(f"profiling pass: {what}"))
     except (driver.WorkerFailed, KeyboardInterrupt) as e:
         # A Ctrl-C that came between two layouts, not inside the driver, stops the run alike.
         error = e if isinstance(e, (driver.WorkerFailed, driver.Interrupted)) else (
@@ -269,8 +304,29 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
     doc = document(model_ref, layouts, runs, topo, mode=mode, duration=duration, rounds=rounds,
                    dims=dims, rate=rate, target_effect=target_effect, max_rounds=max_rounds,
                    max_noise=max_noise, min_effect=min_effect, engines=list(engines),
-                   precisions=list(precisions), allow_slow_precision=allow_slow_precision)
-    doc["warnings"] = left_out + doc["warnings"]
+                   precisions=list(precisions), allow_slow_precision=allow_slow_precision,
+                   inputs=inputs, quantize=quantize if int8 else None)
+    if int8 is not None:
+        doc["int8"] = {k: int8[k] for k in ("method", "calibration", "ops")} | {
+            "file": os.path.basename(int8["path"])}
+    for k, pass_ in profiles.items():
+        name = layouts[k].name
+        d = next((d for d in doc["layouts"] if d["layout"]["name"] == name), None)
+        if d is not None:
+            d["profile"] = profile_summary(pass_, work)
+    if work is not None:
+        doc["cost"] = work
+        for d in doc["layouts"]:
+            per_s = d["throughput"]["per_s"] if mode == "closed" else None
+            d["achieved"] = ({"ops_per_s": per_s * work["ops"],
+                              "weight_bytes_per_s": per_s * work["weight_bytes"]}
+                             if per_s else None)
+    if profile and error is None:
+        _bounds(doc, work, topo)
+    hint = _engines.idle_units_hint(topo, list(dict.fromkeys(
+        (i.to_dict()["engine"], i.to_dict()["precision"]) for l in layouts for i in l.instances)))
+    doc["warnings"] = (left_out + doc["warnings"] + ([hint] if hint else [])
+                       + ([work_warning] if work_warning else []))
     doc["stopped"] = {"rounds": done, "why": why if error is None else "stopped early"}
     if error is not None:
         doc["partial"] = True
@@ -280,6 +336,71 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         doc["error"] = "interrupted (Ctrl-C)"
         raise driver.Interrupted(error.partial, document=doc) from error
     return doc
+
+
+def _cost(model_ref, dims) -> tuple[dict | None, str | None]:
+    """The model's cost per inference (cost.py: operations, weights and activations read),
+    from which each layout's achieved rates follow; a model it cannot count runs anyway,
+    with a warning that says why."""
+    from .cost import model_cost
+    try:
+        c = model_cost(model_ref.path, dims)
+    except (UsageError, ValueError, RuntimeError) as e:
+        return None, f"the model's operations could not be counted ({e}): no achieved rates"
+    return {"ops": c.ops, "weight_bytes": c.weight_bytes, "activation_bytes": c.activation_bytes,
+            "ops_by_type": {k: t["ops"] for k, t in c.by_type().items() if t["ops"]}}, None
+
+
+def _bounds(doc: dict, work: dict | None, topo: Topology) -> None:
+    """Each layout's roofline verdict (roofline.py), from ceilings measured now, after the
+    rounds, on each layout's CPUs."""
+    from . import roofline
+    cache: dict = {}
+    for d in doc["layouts"]:
+        if work is None:
+            d["roofline"] = {"bound": None, "words": "the model's cost is not known: no bound"}
+            continue
+        ran = (d.get("settings") or [{}])[0].get("precision") or _engines.DEFAULT_PRECISION
+        try:
+            ceiling = roofline.ceilings(d["layout"], ran, work["weight_bytes"], topo, cache)
+        except (UsageError, OSError) as e:
+            d["roofline"] = {"bound": None, "words": f"the ceilings could not be measured: {e}"}
+            continue
+        d["roofline"] = roofline.verdict(d, ceiling)
+
+
+PROFILE_S = 2.0  # seconds of the profiling pass (infer --profile), at most --duration
+
+
+def profile_summary(run: driver.LayoutRun, work: dict | None) -> dict:
+    """A profiling pass in figures: each kernel type's share of the kernels' time and its
+    milliseconds per inference, and per ONNX op type (engines.FAMILY: FusedMatMul and
+    FullyConnected are MatMul's arithmetic) the operations per second one instance achieved
+    in those kernels, where the model's cost counts that type (``work``)."""
+    times: dict[str, int] = {}
+    for i in run.instances:
+        for k, ns in (i.profile or {}).items():
+            times[k] = times.get(k, 0) + ns
+    n = sum(i.count for i in run.instances)
+    total = sum(times.values()) or 1
+    kernels = {k: {"share": ns / total, "ms_per_inference": ns / 1e6 / max(1, n),
+                   "family": _engines.FAMILY.get(k, k)}
+               for k, ns in sorted(times.items(), key=lambda kv: -kv[1])}
+    families: dict[str, dict] = {}
+    for k, ns in times.items():
+        f = families.setdefault(_engines.FAMILY.get(k, k), {"ns": 0})
+        f["ns"] += ns
+    ops: dict[str, float] = {}
+    for k, v in ((work or {}).get("ops_by_type") or {}).items():  # the cost, by family too
+        ops[_engines.FAMILY.get(k, k)] = ops.get(_engines.FAMILY.get(k, k), 0.0) + v
+    for name, f in families.items():
+        f["share"] = f["ns"] / total
+        f["ops_per_s"] = ops[name] * n / (f["ns"] / 1e9) if ops.get(name) and f["ns"] else None
+        del f["ns"]
+    return {"inferences": n, "seconds": run.duration, "kernels": kernels,
+            "families": dict(sorted(families.items(), key=lambda kv: -kv[1]["share"])),
+            "note": "a separate pass with the profiler on, one inference at a time per "
+                    "instance: shares and rates, not speeds to compare"}
 
 
 def _check_asked(layouts, *, rounds, max_rounds, target_effect, max_noise, min_effect) -> None:
@@ -419,8 +540,39 @@ def model_line(r: dict) -> str:
         size = f"{m['bytes'] / 1e6:.0f} MB file" if m.get("bytes") else "size not recorded"
     source = {"builtin": "built-in, random weights", "package": "from a package"}.get(
         m.get("source"), "file")
-    return (f"model {m.get('name', '?')} ({source}): {size}; "
-            + (plural(len(feeds), "input") + ": " + ", ".join(feeds) if feeds else "no inputs"))
+    fed = (f" from {os.path.basename(r['asked']['inputs'])}" if r["asked"].get("inputs")
+           else " generated" if feeds else "")
+    line = (f"model {m.get('name', '?')} ({source}): {size}; "
+            + (plural(len(feeds), "input") + fed + ": " + ", ".join(feeds) if feeds
+               else "no inputs"))
+    return line
+
+
+def achieved_words(a: dict) -> str:
+    """A layout's achieved rates (the model's cost x its throughput) in words."""
+    return (f"{a['ops_per_s'] / 1e9:.3g} G operations/s, weights read "
+            f"{a['weight_bytes_per_s'] / 1e9:.3g} GB/s")
+
+
+def profile_words(p: dict, top: int = 5) -> str:
+    """A profiling pass in one line: the heaviest kernel types, with the rate one instance
+    achieved in each op type the model's cost counts."""
+    rates = {k: f["ops_per_s"] for k, f in p["families"].items() if f.get("ops_per_s")}
+    parts = []
+    for name, k in list(p["kernels"].items())[:top]:
+        rate = rates.pop(k["family"], None)  # said once, at the family's heaviest kernel
+        parts.append(f"{name} {100 * k['share']:.0f} %" + (
+            f" ({'' if k['family'] == name else k['family'] + ' '}{rate / 1e9:.3g} G op/s)"
+            if rate else ""))
+    return (f"profile ({p['inferences']} inferences, profiler on, not compared): "
+            + ", ".join(parts))
+
+
+def int8_line(r: dict) -> str | None:
+    """How the int8 copy was made (quantize.py); None where nothing ran in int8."""
+    q = r.get("int8")
+    return q and (f"int8: a {q['method']} quantized copy ({', '.join(q['ops'])}; the rest "
+                  f"f32), calibration: {q['calibration']}")
 
 
 def settings_lines(d: dict) -> list[str]:
@@ -461,7 +613,8 @@ def table(doc: dict) -> str:
     basis = {"rounds": "over rounds", "window": "within one window only"}
     first = doc["layouts"][0]["throughput"].get("interval_from", "window") if doc["layouts"] else ""
     vs_head = "vs first" if asked["mode"] == "closed" else "p50 vs first"
-    lines = textwrap.wrap(model_line(doc), 79, subsequent_indent="    ") + [
+    lines = textwrap.wrap(model_line(doc), 79, subsequent_indent="    ") + textwrap.wrap(
+        int8_line(doc) or "", 79, subsequent_indent="    ") + [
              f"{asked['mode']} loop, {asked['duration']:g} s x {plural(asked['rounds'], 'round')}"
              f"; 95 % intervals {basis.get(first, '')}",
              f"{'layout':<24}{'inferences/s':>13} {'interval':>15} {'CPU ms/inf':>11}  {vs_head}"]
@@ -487,6 +640,14 @@ def table(doc: dict) -> str:
                 pct.append(f"{key} {lat[key]['ms']:.3g}{mark} "
                            f"({lat[key]['ci'][0]:.3g}-{lat[key]['ci'][1]:.3g})")
         lines.append("    ms: " + "  ".join(pct))
+        if d.get("achieved"):
+            lines.append(f"    work: {achieved_words(d['achieved'])}")
+        if d.get("profile"):
+            lines += textwrap.wrap(profile_words(d["profile"]), 79, initial_indent="    ",
+                                   subsequent_indent="      ")
+        if d.get("roofline"):
+            lines += textwrap.wrap(f"bound: {d['roofline']['words']}", 79,
+                                   initial_indent="    ", subsequent_indent="      ")
         for text in settings_lines(d):
             lines += textwrap.wrap(text, 79, initial_indent="    ", subsequent_indent="      ")
         if vs.get("verdict"):
@@ -513,10 +674,14 @@ def table(doc: dict) -> str:
 # --------------------------------------------------------------------------------- sweep
 
 def sweep_layouts(topo: Topology) -> list[Layout]:
-    """Every split of the usable CPUs into N instances x T threads with N x T = CPUs, and the
-    single-thread instance (1x1) as the reference for scaling efficiency."""
+    """Every split of the usable CPUs into N instances x T threads with N x T = CPUs, the
+    single-thread instance (1x1) as the reference for scaling efficiency, and 2, 4, 8...
+    single-thread instances below the CPU count (the instances' scaling curve)."""
     n = len(topo.usable_cpus)
     specs = ["1x1"] + [f"{i}x{n // i}" for i in range(1, n + 1) if n % i == 0 and not (i == 1 and n == 1)]
+    # Instances of one thread, 2, 4, 8... of them: the curve the scaling model fits for
+    # instances (the splits above give the one for threads in an instance).
+    specs += [f"{2 ** k}x1" for k in range(1, n.bit_length()) if 2 ** k < n]
     out = []
     for s in dict.fromkeys(specs):
         try:
@@ -539,7 +704,8 @@ def analyse_sweep(doc: dict, p99_max: float | None = None) -> dict:
                       "p50_ms": d["latency"]["p50"]["ms"] if d["latency"].get("p50") else None,
                       "p99_ms": d["latency"]["p99"]["ms"] if d["latency"].get("p99") else None,
                       "scaling_efficiency": eff})
-    full = [c for c in curve if c["layout"] != "1x1" or len(curve) == 1]
+    widest = max(c["cpus"] for c in curve)
+    full = [c for c in curve if c["cpus"] == widest and (c["layout"] != "1x1" or len(curve) == 1)]
     full.sort(key=lambda c: c["instances"])
     plateau = None
     for prev, cur in zip(full, full[1:]):
@@ -555,7 +721,44 @@ def analyse_sweep(doc: dict, p99_max: float | None = None) -> dict:
                 for c in curve if (c["scaling_efficiency"] or 0) > 1.0 and c["layout"] != "1x1"]
     return {"curve": curve, "stops_rising_after": plateau, "best_throughput": best_thr["layout"],
             "best_latency": best_lat["layout"] if best_lat else None, "p99_max_ms": p99_max,
-            "warnings": warnings}
+            "scaling": scaling_models(rows), "warnings": warnings}
+
+
+def scaling_models(rows: list[dict]) -> list[dict]:
+    """The scaling model (scaling.py, the Universal Scalability Law) fitted twice for each
+    engine and precision: to one instance's throughput against its threads, over the layouts
+    that fill the same CPUs (N x T, N T fixed: every point under the same load, so the curve
+    isolates what threads add inside a process), and to the total throughput against
+    instances of one thread (1x1, 2x1, 4x1...). Intervals resample each layout's rounds."""
+    from .. import scaling
+    groups: dict[tuple, list[dict]] = {}
+    for d in rows:
+        insts = d["layout"]["instances"]
+        key = tuple(dict.fromkeys((i.get("engine") or _engines.DEFAULT_ENGINE,
+                                   i.get("precision") or _engines.DEFAULT_PRECISION)
+                                  for i in insts))
+        groups.setdefault(key, []).append(d)
+    out = []
+    for key, ds in groups.items():
+        label = "" if len(groups) == 1 else " (" + ", ".join(" ".join(k) for k in key) + ")"
+        even = [d for d in ds if d["layout"]["instances"] and len(
+            {i.get("intra") for i in d["layout"]["instances"]}) == 1
+            and d["layout"]["instances"][0].get("intra")]
+        widest = max((d["cpus"] for d in even), default=0)
+        split = [d for d in even if d["cpus"] == widest]
+        pts, rounds = [], []
+        for d in split:
+            n = len(d["layout"]["instances"])
+            pts.append((d["layout"]["instances"][0]["intra"], d["throughput"]["per_s"] / n))
+            rounds.append([r["throughput"] / n for r in d.get("rounds") or [] if r["throughput"]])
+        out.append(scaling.fit("threads in one instance" + label, pts, rounds))
+        single = [d for d in even if d["layout"]["instances"][0]["intra"] == 1]
+        out.append(scaling.fit("instances of one thread" + label,
+                               [(len(d["layout"]["instances"]), d["throughput"]["per_s"])
+                                for d in single],
+                               [[r["throughput"] for r in d.get("rounds") or []
+                                 if r["throughput"]] for d in single]))
+    return out
 
 
 # ------------------------------------------------------------------------ the result kinds
@@ -572,6 +775,8 @@ def sweep_text(r: dict) -> str:
     bound = f" (p99 <= {sw['p99_max_ms']} ms)" if sw["p99_max_ms"] else ""
     lines.append(f"best for throughput: {sw['best_throughput']}; best for latency{bound}: "
                  f"{sw['best_latency'] or 'none meets the bound'}")
+    for m in sw.get("scaling") or []:
+        lines += textwrap.wrap(f"scaling, {m['words']}", 79, subsequent_indent="    ")
     return "\n".join(lines)
 
 
@@ -614,7 +819,7 @@ def _rows(r: dict) -> tuple[list, list]:
             "throughput_ci_low", "throughput_ci_high", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms",
             "cpu_s_per_inference", "rounds", "vs_first_figure", "vs_first_ratio",
             "vs_first_ci_low", "vs_first_ci_high", "vs_first_verdict", "engine", "precision",
-            "vs_f32_max_abs", "vs_f32_cosine"]
+            "vs_f32_max_abs", "vs_f32_cosine", "ops_per_s", "weight_bytes_per_s"]
     model, mode = r["model"], r["asked"]["mode"]
     out = []
     for d in r["layouts"]:
@@ -626,7 +831,9 @@ def _rows(r: dict) -> tuple[list, list]:
                     *[lat[k]["ms"] if lat.get(k) else None for k in ("p50", "p90", "p99", "p99.9")],
                     d["cpu_s_per_inference"], len(d.get("rounds") or []),
                     vs.get("figure"), *ratio, vs.get("verdict", "baseline" if not vs else None),
-                    *_engine_and_precision(d), *(_worst_accuracy(d) or (None, None))])
+                    *_engine_and_precision(d), *(_worst_accuracy(d) or (None, None)),
+                    *((d.get("achieved") or {}).get(k) for k in ("ops_per_s",
+                                                                 "weight_bytes_per_s"))])
     return head, out
 
 
@@ -634,7 +841,8 @@ def _html_infer(r: dict, kind: str) -> str:
     asked = r.get("asked") or {}
     mode = asked.get("mode", "closed")
     model = r.get("model") or {}
-    out = [f"<p>{H.e(model_line(r))}<br>{H.e(mode)} loop, {asked.get('duration', 0):g} s "
+    int8 = int8_line(r)
+    out = [f"<p>{H.e(model_line(r))}<br>{H.e(int8) + '<br>' if int8 else ''}{H.e(mode)} loop, {asked.get('duration', 0):g} s "
            f"x {H.e(plural(asked.get('rounds') or 0, 'round'))}: "
            f"{H.e(model.get('description'))}</p>"]
     rows, weak = [], False
@@ -810,9 +1018,12 @@ def _plot_sweep_curve(doc, r):
     if not curve:
         return None
     ci = {d["layout"]["name"]: d["throughput"]["ci"] for d in r.get("layouts", [])}
-    full = sorted([c for c in curve if c["layout"] != "1x1" or len(curve) == 1],
-                  key=lambda c: c["instances"])
+    widest = max(c["cpus"] for c in curve)
+    full = sorted([c for c in curve if c["cpus"] == widest and (
+        c["layout"] != "1x1" or len(curve) == 1)], key=lambda c: c["instances"])
     ref = [c for c in curve if c["layout"] == "1x1" and len(curve) > 1]
+    singles = sorted([c for c in curve if c["cpus"] < widest and c["layout"] != "1x1"
+                      and c["cpus"] == c["instances"]], key=lambda c: c["instances"])
     fig = P.figure(8.5, 5.2)
     ax = fig.add_subplot()
 
@@ -826,7 +1037,12 @@ def _plot_sweep_curve(doc, r):
         ax.errorbar([c["instances"] for c in ref], [c["throughput"] for c in ref], yerr=errs(ref),
                     fmt="D", color="0.5", capsize=4, markersize=6,
                     label="1x1: one instance, one thread (reference)")
-    for c in full + ref:
+    if singles:
+        line = ref + singles
+        ax.errorbar([c["instances"] for c in line], [c["throughput"] for c in line],
+                    yerr=errs(line), fmt="s--", color="#9467bd", capsize=3, markersize=5,
+                    label="instances of one thread (fewer CPUs)")
+    for c in full + ref + singles:
         p50 = f", p50 {c['p50_ms']:.3g} ms" if c.get("p50_ms") is not None else ""
         left = c in ref  # the reference sits at 1 instance too: its label goes to the left
         ax.annotate(f"{c['layout']}: {c['throughput']:.1f}/s{p50}", (c["instances"], c["throughput"]),
@@ -860,12 +1076,78 @@ def _plot_sweep_curve(doc, r):
     return fig
 
 
+def _plot_scaling_model(doc: dict, r: dict):
+    """Each scaling model that could be fitted: its points and the law's curve, out to past
+    its peak (or twice the counts measured)."""
+    from .. import scaling
+    fits = [m for m in (r.get("sweep") or {}).get("scaling") or [] if m.get("fit")]
+    if not fits:
+        return None
+    fig = P.figure(5.0 * len(fits) + 1.0, 4.8)
+    for k, m in enumerate(fits):
+        f = m["fit"]
+        ax = fig.add_subplot(1, len(fits), k + 1)
+        top = max(f["n"]) * 2
+        if f.get("peak_n"):
+            top = max(top, f["peak_n"] * 1.3)
+        n = np.geomspace(1, top, 200)
+        ax.plot(n, scaling.usl(n, f["lam"], f["sigma"], f["kappa"]), color="#1f77b4",
+                label=f"USL: sigma {f['sigma']:.3f}, kappa {f['kappa']:.2g}")
+        ax.plot(f["n"], f["x"], "o", color="black", label="measured")
+        ax.plot(n, f["lam"] * n, ":", color="0.6", label="linear (no loss)")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0, max(f["x"]) * 1.6)
+        ax.set_xlabel(f"N: {m['what']}")
+        ax.set_ylabel("inferences/s" + (" per instance" if m["what"].startswith("threads")
+                                        else ""))
+        ax.grid(True, color="0.9", linewidth=0.8)
+        ax.legend(loc="upper left", frameon=False, fontsize=8)
+    P.titles(fig, fig.axes[0], f"scaling model: model {r['model']['name']}", doc,
+             "the Universal Scalability Law fitted by least squares on relative error")
+    return fig
+
+
+def _plot_roofline(doc: dict, r: dict):
+    """Each layout as a point (per instance: operations per weight byte, operations per
+    second), under the roofs of its instance's CPUs: the compute ceiling, and the memory
+    ceiling (bandwidth x intensity), in the layout's colour."""
+    lays = [d for d in r.get("layouts") or [] if (d.get("roofline") or {}).get("ceilings")
+            and d.get("achieved")]
+    cost = r.get("cost") or {}
+    if not lays or not cost.get("weight_bytes"):
+        return None
+    intensity = cost["ops"] / cost["weight_bytes"]
+    fig = P.figure(8.5, 5.4)
+    ax = fig.add_subplot()
+    xs = np.geomspace(intensity / 100, intensity * 100, 200)
+    for d, col in zip(lays, P.colours(len(lays))):
+        c = d["roofline"]["ceilings"]
+        peak, bw = c["compute"]["ops_per_s"], c["memory"]["bytes_per_s"]
+        ax.plot(xs, np.minimum(peak, bw * xs) / 1e9, color=col, alpha=0.6, linewidth=1.2)
+        n = len(d["layout"]["instances"]) or 1
+        y = d["achieved"]["ops_per_s"] / n
+        ax.plot([intensity], [y / 1e9], "o", color=col, markersize=9,
+                label=f"{d['layout']['name']}: {d['roofline']['bound'] or '?'}; roof "
+                      f"{c['compute']['name']} on CPUs {c['cpus']}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operations per weight byte (the model's intensity)")
+    ax.set_ylabel("G operations/s per instance")
+    ax.grid(True, which="both", color="0.92", linewidth=0.7)
+    P.legend_outside(ax)
+    P.titles(fig, ax, f"roofline: model {r['model']['name']}", doc,
+             "lines: each layout's compute ceiling and weight bandwidth x intensity")
+    return fig
+
+
 def _plots(doc: dict) -> list:
     r = doc["result"]
     out = [("latency-cdf", lambda: _plot_latency_cdf(doc, r)),
-           ("throughput", lambda: _plot_throughput_bars(doc, r))]
+           ("throughput", lambda: _plot_throughput_bars(doc, r)),
+           ("roofline", lambda: _plot_roofline(doc, r))]
     if doc["kind"] == "sweep":
         out.append(("scaling", lambda: _plot_sweep_curve(doc, r)))
+        out.append(("scaling-model", lambda: _plot_scaling_model(doc, r)))
     return out
 
 

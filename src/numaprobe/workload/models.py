@@ -598,6 +598,70 @@ def make_inputs(specs: list[InputSpec], dims: Mapping[str, int] | None = None,
     return arrays
 
 
+def load_inputs(path: str, specs: list[InputSpec]) -> tuple[list[dict[str, np.ndarray]], dict]:
+    """Real inputs from an .npz file (``numpy.savez``): one array per model input, named as
+    the input is, shaped as the input (one sample) or with one leading axis more (that many
+    samples, the same count for every input). Returns the samples (feeds) and the dynamic
+    dimensions they fix (``{"seq": 77}``). Anything else is a UsageError naming the input
+    and what was expected: a missing or extra array, a dtype of another kind (float for an
+    integer input), a fixed dimension of another size, a dynamic one that two arrays give
+    differently. Arrays are cast to the input's dtype within their kind (float64 -> float32)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise UsageError(f"--inputs {path}: no such file") from None
+    except (OSError, ValueError) as e:  # not a zip, a pickled object, a damaged member
+        raise UsageError(f"--inputs {path}: not an .npz file of arrays (numpy.savez): {e}") from None
+    if not isinstance(arrays, dict) or not arrays:
+        raise UsageError(f"--inputs {path}: holds no arrays")
+    names = [s.name for s in specs]
+    missing = [n for n in names if n not in arrays]
+    extra = sorted(set(arrays) - set(names))
+    if missing or extra:
+        raise UsageError(f"--inputs {path}: " + "; ".join(filter(None, (
+            missing and f"no array for input(s) {', '.join(missing)}",
+            extra and f"array(s) {', '.join(extra)} match no input"))) +
+            f"; the model's inputs are {', '.join(names)}")
+    dims: dict[str, int] = {}
+    counts = set()
+    feeds_by_name = {}
+    for s in specs:
+        a = arrays[s.name]
+        if s.shape is None:
+            raise UsageError(f"input {s.name!r} has no tensor shape in the model")
+        want = np.dtype(s.dtype)
+        if a.dtype.kind != want.kind and not (want.kind in "iu" and a.dtype.kind in "iu"):
+            raise UsageError(f"--inputs {path}: array {s.name!r} is {a.dtype}, the input is "
+                             f"{want}")
+        if a.ndim not in (len(s.shape), len(s.shape) + 1):
+            raise UsageError(f"--inputs {path}: array {s.name!r} has shape {a.shape}; the "
+                             f"input is {_shape_words(s.shape)}, with an optional leading "
+                             "axis of samples")
+        batched = a if a.ndim == len(s.shape) + 1 else a[None]
+        counts.add(batched.shape[0])
+        for axis, (d, n) in enumerate(zip(s.shape, batched.shape[1:])):
+            if isinstance(d, int) and d != n:
+                raise UsageError(f"--inputs {path}: array {s.name!r} has {n} on axis {axis}, "
+                                 f"the input's is {d} (shape {_shape_words(s.shape)})")
+            if isinstance(d, str) and dims.setdefault(d, int(n)) != n:
+                raise UsageError(f"--inputs {path}: dimension {d} is {dims[d]} in one array "
+                                 f"and {n} in {s.name!r}")
+        feeds_by_name[s.name] = batched.astype(want, copy=False)
+    if len(counts) > 1:
+        raise UsageError(f"--inputs {path}: the arrays hold {sorted(counts)} samples; give "
+                         "every input the same count")
+    count = counts.pop()
+    if count < 1:
+        raise UsageError(f"--inputs {path}: holds no samples")
+    return [{k: np.ascontiguousarray(v[i]) for k, v in feeds_by_name.items()}
+            for i in range(count)], dims
+
+
+def _shape_words(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
 def _values(s: InputSpec, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     try:
         dtype = np.dtype(s.dtype)

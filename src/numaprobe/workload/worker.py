@@ -8,8 +8,8 @@ thread's CPU mask and memory policy. After the warm-up (so pools that start with
 inference are there too) every thread's mask is read from /proc and the worker refuses to run
 if one escaped its CPUs, whichever engine made it.
 
-A precision other than f32, or a model that is a stand-in for another (``reference``), is
-measured against f32 first: the reference is built at f32 with the same engine, run on the
+A precision other than f32, or a model that is a stand-in for another (``reference``: the f32
+original of an int8 copy), is measured against f32 first: the reference is built at f32 with the same engine, run on the
 same inputs and closed before the measured model is built, and its outputs compared
 (engines.accuracy).
 
@@ -21,6 +21,10 @@ processes), measures in that window and answers {"event": "result", ...}. On SIG
 measuring it stops early and still answers, marked partial; before that (starting, warming up,
 waiting for the start) it has nothing to report and ends at once, as it does when its stdin
 closes. Failures are {"event": "error", "message": ...} and a non-zero exit.
+
+With ``profile`` in the configuration the window is a profiling pass (infer --profile): one
+inference at a time with the engine's profiler on, and the result carries the time spent in
+each kernel type (Session.op_times); its speed is never compared.
 """
 from __future__ import annotations
 
@@ -98,17 +102,24 @@ def main() -> int:
             placement.membind(parse_list(inst["nodes"]), inst["policy"])
         threads_before = len(system.tasks())
         engine = engines.get(inst.get("engine"))
-        from .models import inputs, make_inputs, outputs
-        feeds = make_inputs(inputs(cfg["model"]), cfg["dims"], seed=cfg["index"])
+        from .models import inputs, load_inputs, make_inputs, outputs
+        if cfg.get("inputs"):  # the user's own (--inputs): instance k feeds sample k
+            samples, _ = load_inputs(cfg["inputs"], inputs(cfg["model"]))
+            pick = cfg["index"] % len(samples)
+            feeds, fed = samples[pick], f"{os.path.basename(cfg['inputs'])}, sample {pick}"
+        else:
+            feeds = make_inputs(inputs(cfg["model"]), cfg["dims"], seed=cfg["index"])
+            fed = f"generated, seed {cfg['index']}"
         reference = _reference(engine, cfg, inst, feeds)
-        session = engine.build(engines.Request.of(cfg["model"], inst))
+        session = engine.build(engines.Request.of(cfg["model"], inst,
+                                                  profile=bool(cfg.get("profile"))))
         for _ in range(cfg["warmup"]):
-            session.submit(feeds, lambda: None)
+            session.submit(feeds, lambda end: None)
         session.wait()
         accuracy = None
         if reference is not None:
             accuracy = {"reference": f"{engine.name} f32",
-                        "inputs": f"generated, seed {cfg['index']}",
+                        "inputs": fed,
                         "outputs": engines.accuracy(reference, session.run(feeds),
                                                     outputs(cfg["model"]))}
         threads = system.threads()  # the real /proc, whatever $NUMAPROBE_SYSFS_ROOT says
@@ -132,14 +143,19 @@ def main() -> int:
     while time.monotonic_ns() < start and not _stop:
         time.sleep(min(0.001, max(0, (start - time.monotonic_ns()) / 1e9)))
     before, cpu_before = telemetry.process_counters(), telemetry.thread_cpu_ns()
-    # (submitted at, done at), appended whole when each inference ends: with several in
-    # flight (streams), completions come from the engine's threads in any order.
+    # (submitted at, done at), appended whole as each inference is reported finished: with
+    # several in flight (streams), in any order.
     done: list[tuple[int, int]] = []
 
     def finished(at: int):
-        return lambda: done.append((at, time.monotonic_ns()))
+        return lambda end: done.append((at, end or time.monotonic_ns()))
     submitted = 0
-    if cfg["mode"] == "poisson":
+    session.mark()  # a profile holds the window's inferences, not the warm-up's
+    if cfg.get("profile"):  # one at a time, each timed kernel by kernel (infer --profile)
+        while not _stop and (t0 := time.monotonic_ns()) < end:
+            session.run(feeds)
+            done.append((t0, time.monotonic_ns()))
+    elif cfg["mode"] == "poisson":
         import random
         rng = random.Random(cfg["seed"] * 1000 + cfg["index"])
         rate = cfg["rate_per_instance"]
@@ -160,6 +176,7 @@ def main() -> int:
             submitted += 1
     session.wait()
     stopped = time.monotonic_ns()
+    profile = session.op_times() if cfg.get("profile") else None
     session.close()  # here, not at interpreter exit, where an engine's threads may deadlock
     done.sort()
     lat = [b - a for a, b in done]
@@ -171,7 +188,7 @@ def main() -> int:
            "counters": telemetry.delta(before, after),
            "memory": telemetry.pages_per_node(), "threads": len(cpu_after),
            "busy_threads": telemetry.busy_threads(cpu_before, cpu_after, window),
-           "engine": resolved, "accuracy": accuracy})
+           "engine": resolved, "accuracy": accuracy, "profile": profile})
     return 0
 
 

@@ -725,7 +725,6 @@ def write_tree(root: Path, s: dict) -> None:
 
 def expected(s: dict) -> dict:
     """What a correct reader reports for the shape (Topology.to_dict(), JSON-exact)."""
-    online = [c["id"] for c in s["cpus"] if c["online"]]
     nodes = []
     for n in s["nodes"]:
         m = n["mem"]
@@ -759,6 +758,7 @@ def expected(s: dict) -> dict:
             "tsc_flags": tsc_flags(flags),
             "virtualized": s["virtualized"],
             "clocksource": s["clocksource"],
+            "cpu_flags": sorted(set(flags.split())),
         },
         "memory_available": s["available"] * KB,
         "memory_total": sum(n["mem"]["total"] for n in s["nodes"]) * KB,

@@ -17,7 +17,10 @@ The interface, the same for every engine:
   engine actually took, read back from it (``RESOLVED`` names the keys);
 - ``limit``: why an engine cannot run a combination (ONNX Runtime's CPU provider has no bf16);
 - ``check_cpu``: a precision this CPU has no units for, refused naming the missing flag;
-- ``accuracy``: an engine's outputs against an f32 reference on the same inputs.
+- ``idle_units_hint``: the CPU's matrix units that a run leaves idle, and how to use them;
+- ``accuracy``: an engine's outputs against an f32 reference on the same inputs;
+- ``FAMILY``: the ONNX op type whose arithmetic an engine's kernel type does (cost.py counts
+  ONNX op types; a profile names kernels: FusedMatMul, BiasGelu, FullyConnected).
 
 A precision other than f32 is never silent: the worker measures its outputs against f32 on
 the same inputs (driver.run_layout), and the engine says which precision it really ran.
@@ -32,23 +35,41 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ...errors import UsageError
-from ...system import FS
 
 __all__ = ["ENGINES", "PRECISIONS", "DEFAULT_ENGINE", "DEFAULT_PRECISION", "Engine", "Request",
-           "Session", "RESOLVED", "get", "limit", "check_cpu", "cpu_flags", "accuracy",
-           "describe"]
+           "Session", "RESOLVED", "get", "limit", "check_cpu", "cpu_flags", "idle_units",
+           "idle_units_hint", "accuracy", "describe"]
 
-PRECISIONS = ("f32", "bf16", "f16")
+# The ONNX op type that an engine's kernel type computes (its own name where it is one).
+# Matrix products are one family, "MatMul", whatever the graph or the engine calls them
+# (ONNX Runtime fuses MatMul + Add into Gemm).
+FAMILY = {"FusedMatMul": "MatMul", "MatMulIntegerToFloat": "MatMul", "QLinearMatMul": "MatMul",
+          "DynamicQuantizeMatMul": "MatMul", "MatMulInteger": "MatMul", "FusedGemm": "MatMul",
+          "Gemm": "MatMul",
+          "FusedConv": "Conv", "QLinearConv": "Conv", "ConvInteger": "Conv", "NchwcConv": "Conv",
+          "BiasGelu": "Gelu", "FastGelu": "Gelu", "SkipLayerNormalization": "LayerNormalization",
+          "FullyConnected": "MatMul", "Convolution": "Conv", "MVN": "LayerNormalization",
+          "Pooling": "MaxPool"}
+
+PRECISIONS = ("f32", "bf16", "f16", "int8")  # int8: a quantized copy of the model (quantize.py)
 DEFAULT_ENGINE = "ort"
 DEFAULT_PRECISION = "f32"
 
 # The CPU flags (/proc/cpuinfo) that make a precision fast: any one of them will do. Without
 # one, OpenVINO runs the model in f32 (or emulates the precision), so the run would not show
 # what the precision is worth on a CPU that has the units.
+# int8 has integer dot products on every x86-64-v3 CPU (AVX2's vpmaddubsw), faster with VNNI
+# or AMX (MATRIX); on aarch64 it needs the dot-product instructions (asimddp).
 UNITS = {"bf16": ("amx_bf16", "avx512_bf16"),
-         "f16": ("amx_fp16", "avx512_fp16", "asimdhp")}  # asimdhp: aarch64's f16 arithmetic
+         "f16": ("amx_fp16", "avx512_fp16", "asimdhp"),  # asimdhp: aarch64's f16 arithmetic
+         "int8": ("amx_int8", "avx512_vnni", "avx_vnni", "avx2", "asimddp")}
+# The units that f32 leaves idle: a run that uses none of them is told what they may be worth.
+MATRIX = {"bf16": ("amx_bf16", "avx512_bf16"), "f16": ("amx_fp16", "avx512_fp16"),
+          "int8": ("amx_int8", "avx512_vnni", "avx_vnni")}
 _UNIT_NAMES = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16", "amx_fp16": "AMX-FP16",
-               "avx512_fp16": "AVX512-FP16", "asimdhp": "Arm FP16 arithmetic"}
+               "avx512_fp16": "AVX512-FP16", "asimdhp": "Arm FP16 arithmetic",
+               "amx_int8": "AMX-INT8", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI",
+               "avx2": "AVX2", "asimddp": "Arm dot product"}
 
 # What Session.resolved() holds (None: the engine has no such setting, or does not say).
 RESOLVED = {
@@ -61,6 +82,7 @@ RESOLVED = {
     "spin": "whether idle threads spin",
     "pin": "whether the engine's threads are pinned",
     "hint": "the performance hint (openvino)",
+    "int8_layers": "how many compute layers ran in int8 (openvino, int8 only)",
 }
 
 
@@ -79,16 +101,19 @@ class Request:
     spin: bool = True
     pin: bool = True
     precision: str = DEFAULT_PRECISION
+    profile: bool = False   # time every kernel (a profiling pass: its speed is not compared)
 
     @classmethod
-    def of(cls, model: str, instance: dict, *, precision: str | None = None) -> "Request":
+    def of(cls, model: str, instance: dict, *, precision: str | None = None,
+           profile: bool = False) -> "Request":
         """The request for a layout instance (Instance.to_dict()), optionally at another
         precision (the f32 reference)."""
         from ...topology import parse_list
         return cls(model=model, cpus=parse_list(instance["cpus"]), threads=instance["intra"],
                    inter=instance.get("inter", 1), streams=instance.get("streams", 1),
                    spin=instance["spin"], pin=instance["pin"],
-                   precision=precision or instance.get("precision") or DEFAULT_PRECISION)
+                   precision=precision or instance.get("precision") or DEFAULT_PRECISION,
+                   profile=profile)
 
 
 class Session:
@@ -99,12 +124,13 @@ class Session:
         """One inference, synchronously: the outputs, in the model's output order."""
         raise NotImplementedError
 
-    def submit(self, feeds: dict, done: Callable[[], None]) -> None:
-        """Starts one inference and calls ``done()`` (from any thread) when it has finished.
-        Returns when another may be submitted: at once while fewer than ``inflight`` run,
-        else when one of them finishes. The base runs it synchronously (one in flight)."""
+    def submit(self, feeds: dict, done: Callable) -> None:
+        """Starts one inference and reports it finished by calling ``done(end_ns)``, its end
+        on CLOCK_MONOTONIC in ns (None: now), at the latest by ``wait``. Returns when another
+        may be submitted: at once while fewer than ``inflight`` run, else when one of them
+        finishes. The base runs it synchronously (one in flight)."""
         self.run(feeds)
-        done()
+        done(None)
 
     def idle(self) -> None:
         """Returns when a submitted inference would start at once (a closed loop times each
@@ -116,6 +142,16 @@ class Session:
     def resolved(self) -> dict:
         """The settings the engine took (keys: RESOLVED)."""
         raise NotImplementedError
+
+    def mark(self) -> None:
+        """With ``profile``: kernel times from here on are the ones ``op_times`` returns
+        (the warm-up's are left out)."""
+
+    def op_times(self) -> dict[str, int]:
+        """With ``profile``: nanoseconds spent in each kernel type since ``mark``, as the
+        engine names them (ONNX Runtime: its op types, fused ones included; OpenVINO: its
+        layer types), from inferences run with ``run``."""
+        return {}
 
     def close(self) -> None:
         """Frees the model (the f32 reference is closed before the measured model is built)."""
@@ -178,16 +214,41 @@ def limit(engine: str, precision: str, streams: int = 1) -> str | None:
 
 
 def cpu_flags(topo) -> set[str] | None:
-    """The CPU's flags from the first ``flags`` (x86) or ``Features`` (aarch64) line of
-    proc/cpuinfo under the topology's root (a captured tree in tests); None: unreadable."""
-    text = FS(getattr(topo, "root", "/")).text("proc/cpuinfo")
-    if text is None:
+    """The CPU's flags as the topology read them (topology.Settings.cpu_flags: /proc/cpuinfo,
+    or a captured tree's); None: none were read (or a document from before they were kept)."""
+    return set(topo.settings.cpu_flags) or None
+
+
+def idle_units(topo, precisions) -> tuple[list[str], list[str]]:
+    """The CPU's matrix and low-precision units (MATRIX) that runs in ``precisions`` leave
+    unused: their names ("AMX-BF16") and the precisions that would use them ("bf16")."""
+    flags = cpu_flags(topo) or set()
+    names, unused = [], []
+    for precision, units in MATRIX.items():
+        have = [_UNIT_NAMES[u] for u in units if u in flags]
+        if have and precision not in precisions:
+            names += have
+            unused.append(precision)
+    return names, unused
+
+
+def idle_units_hint(topo, ran: Sequence[tuple[str, str]], *, command: str = "") -> str | None:
+    """A line for runs (``ran``: engine and precision pairs) that leave the CPU's matrix
+    units idle: "AMX-BF16, AVX512-BF16 present; f32 on ort uses none of them; try
+    `--engines ort,openvino --precision f32,bf16`"; None when nothing is idle."""
+    names, unused = idle_units(topo, {p for _, p in ran})
+    if not names:
         return None
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return None
+    engines_try = list(dict.fromkeys(e for e, _ in ran)) or [DEFAULT_ENGINE]
+    for p in unused:  # an engine that runs it, where none of those that ran does
+        if not any(p in ENGINES[e].precisions for e in engines_try):
+            engines_try.append(next(e.name for e in ENGINES.values() if p in e.precisions))
+    precs_ran = list(dict.fromkeys(p for _, p in ran)) or [DEFAULT_PRECISION]
+    what = (" and ".join(f"{p} on {' and '.join(dict.fromkeys(e for e, q in ran if q == p))}"
+                         for p in precs_ran) if ran else "f32 inference")
+    verb = "use" if len(precs_ran) > 1 else "uses"
+    return (f"{', '.join(names)} present; {what} {verb} none of them; try `{command}"
+            f"--engines {','.join(engines_try)} --precision {','.join(precs_ran + unused)}`")
 
 
 def check_cpu(precision: str, topo, *, allow_slow: bool = False) -> None:
@@ -255,6 +316,8 @@ def describe(r: dict) -> str:
     ran = r.get("precision") or "?"
     asked = r.get("asked_precision")
     prec = ran if not asked or asked == ran else f"{ran} ({asked} asked)"
+    if r.get("int8_layers"):
+        prec += f" ({r['int8_layers']})"
     created = (f"{plural(r['threads_created'], 'thread')} created"
                if r.get("threads_created") is not None else None)
     return f"{head}: " + ", ".join(x for x in (work, spin, pin, prec, created) if x)

@@ -1,0 +1,109 @@
+"""What bounds a layout: its achieved rates against the machine's ceilings (a roofline).
+
+For each layout, per instance: the operations per second it achieved (the model's cost,
+cost.py, x its throughput) against the compute ceiling of its CPUs for the precision its
+engine computed in (numaprobe flops: the fastest kernel of that precision this CPU has, one
+thread per core of the instance, all at once), and the weight bytes per second it read
+against the read bandwidth of the level its weights live in: the DRAM of its memory node
+when the weights exceed the last-level cache (as the topology reports it), that cache when
+they fit (the bandwidth kernel at the weights' size). A share of a ceiling at or above
+``BOUND_AT`` names the bound; below it on both, the time goes elsewhere (synchronisation,
+small ops, the framework), and the words say so.
+"""
+from __future__ import annotations
+
+from ..topology import Topology, format_list, human_bytes, parse_list
+
+__all__ = ["BOUND_AT", "KERNELS_FOR", "ceilings", "verdict"]
+
+BOUND_AT = 0.5
+# The compute kernels for each precision, fastest first (probes/_flops.py).
+KERNELS_FOR = {"f32": ("f32_avx512", "f32_avx2", "f32_neon", "f32_scalar"),
+               "bf16": ("bf16_amx", "bf16_avx512"),
+               "int8": ("int8_amx", "int8_avx512", "int8_avxvnni")}
+_NAMES = {"f32_avx512": "AVX-512 fp32", "f32_avx2": "AVX2 fp32", "f32_neon": "NEON fp32",
+          "f32_scalar": "scalar fp32", "bf16_amx": "AMX bf16", "bf16_avx512": "AVX512-BF16",
+          "int8_amx": "AMX int8", "int8_avx512": "AVX512-VNNI int8",
+          "int8_avxvnni": "AVX-VNNI int8"}
+
+
+def _llc(topo: Topology) -> int | None:
+    """The largest cache of the last level the topology reports (None: it reports none)."""
+    sized = [c for c in topo.caches if c.size]
+    if not sized:
+        return None
+    top = max(c.level for c in sized)
+    return max(c.size for c in sized if c.level == top)
+
+
+def ceilings(layout: dict, precision: str, weight_bytes: float, topo: Topology,
+             cache: dict) -> dict:
+    """The ceilings for a layout's first instance (layouts are symmetric), measured once per
+    CPU set, node and precision (``cache``)."""
+    from .. import _core
+    from ..probes import _bandwidth, _flops
+    inst = layout["instances"][0]
+    cpus = list(parse_list(inst["cpus"]))
+    node = (parse_list(inst["nodes"])[0] if inst.get("nodes") and inst.get("policy")
+            else topo.node_of(cpus[0]))
+    key = (tuple(cpus), node, precision)
+    if key in cache:
+        return cache[key]
+    out: dict = {"cpus": format_list(cpus), "node": node}
+    wanted = KERNELS_FOR.get(precision, ())
+    kernel = next((k for k in wanted if _core.fl_supported(k) is None), None)
+    if kernel is None:  # f16, or a CPU without that precision's units: the f32 ceiling
+        kernel = next(k for k in KERNELS_FOR["f32"] if _core.fl_supported(k) is None)
+        out["compute_note"] = (f"no {precision} kernel runs on this CPU: the fp32 ceiling "
+                               "stands in")
+    fl = _flops.flops([kernel], cpus=cpus, reps=3, pass_s=0.01, topology=topo,
+                      progress=False)
+    r = fl.results[kernel]
+    out["compute"] = {"kernel": kernel, "name": _NAMES[kernel],
+                      "ops_per_s": (r.all or r.one).median, "cores": r.cores}
+    llc = _llc(topo)
+    team = list(fl.cpus) or cpus[:1]
+    if llc is not None and weight_bytes <= llc:
+        size = max(64 << 10, int(weight_bytes / len(team)))
+        level = f"the last-level cache (weights {human_bytes(weight_bytes)} fit its " \
+                f"{human_bytes(llc)})"
+    else:
+        size = None
+        level = (f"node {node}'s DRAM (weights {human_bytes(weight_bytes)}"
+                 + (f" exceed the {human_bytes(llc)} last-level cache)" if llc else ")"))
+    bw = _bandwidth.run(team, [node] * len(team), "read", size=size, reps=3, topology=topo)
+    out["memory"] = {"level": level, "bytes_per_s": bw.gbs.median * 1e9,
+                     "threads": len(team)}
+    cache[key] = out
+    return out
+
+
+def verdict(d: dict, ceiling: dict) -> dict:
+    """A layout's bound from its achieved rates (d["achieved"], for all its instances) and
+    its instance's ceilings: the share of each, and the words."""
+    n = len(d["layout"]["instances"]) or 1
+    a = d.get("achieved")
+    if not a:
+        return {"bound": None, "words": "no achieved rate (not a closed loop, or the model "
+                                        "could not be counted): no bound named"}
+    ops = a["ops_per_s"] / n
+    mem = a["weight_bytes_per_s"] / n
+    c, m = ceiling["compute"], ceiling["memory"]
+    fc, fm = ops / c["ops_per_s"], mem / m["bytes_per_s"]
+    where = f"CPUs {ceiling['cpus']}"
+    if max(fc, fm) >= BOUND_AT and fc >= fm:
+        bound, words = "compute", (f"compute-bound: {100 * fc:.0f} % of the {c['name']} peak "
+                                   f"of {where} ({ops / 1e9:.3g} of {c['ops_per_s'] / 1e9:.3g} "
+                                   f"G op/s)")
+    elif max(fc, fm) >= BOUND_AT:
+        bound, words = "memory", (f"memory-bound: weights stream at {100 * fm:.0f} % of the "
+                                  f"read bandwidth of {m['level']} from {where} "
+                                  f"({mem / 1e9:.3g} of {m['bytes_per_s'] / 1e9:.3g} GB/s)")
+    else:
+        bound, words = "neither", (f"neither: {100 * fc:.0f} % of compute ({c['name']}), "
+                                   f"{100 * fm:.0f} % of bandwidth ({m['level']}); time goes "
+                                   "to overhead (synchronisation, small ops, the framework)")
+    if ceiling.get("compute_note"):
+        words += f"; {ceiling['compute_note']}"
+    return {"bound": bound, "compute_share": fc, "memory_share": fm,
+            "ceilings": ceiling, "words": words}
