@@ -1,6 +1,7 @@
 """What the benchmarks share: the spread of a list of figures, and the noise over several
 measured windows (numaprobe.noise counts waited-for children, such as likwid-bench or a
 reference program, as our own work, not foreign)."""
+import math
 import statistics
 
 from numaprobe.noise import Noise, NoiseMeter
@@ -30,3 +31,15 @@ class Noisy:
     def text(self) -> str:
         t = self.total()
         return f"other processes {100 * t.foreign_fraction:.1f} %, steal {100 * t.steal_fraction:.1f} %"
+
+
+def ratio_interval(ratios):
+    """The 95 % t interval of the geometric mean of per-pair ratios (both ends the mean itself
+    with one pair): what a benchmark's "A is 0.97 x B" rests on."""
+    from numaprobe.stats import t_quantile
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(mean), math.exp(mean)
+    half = t_quantile(0.975, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean - half), math.exp(mean + half)

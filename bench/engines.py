@@ -15,7 +15,6 @@ every precision this CPU runs fast, and prints each against naive ONNX Runtime f
 """
 import argparse
 import json
-import math
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ import sys
 import tempfile
 
 import numaprobe
+from _common import ratio_interval
 from numaprobe.errors import UsageError
 from numaprobe.topology import format_list
 from numaprobe.workload import engines, models
@@ -58,18 +58,6 @@ def benchmark_app(tool, path, shape, cpus, streams, threads, precision, duration
     if r.returncode != 0 or not tput or not med:
         sys.exit(f"benchmark_app failed: {(r.stderr or r.stdout).strip()[-800:]}")
     return float(tput.group(1)), float(med.group(1))
-
-
-def ratio_interval(ratios):
-    """The 95 % t interval of the geometric mean of per-pair ratios (both ends the mean
-    itself with one pair)."""
-    logs = [math.log(r) for r in ratios]
-    mean = statistics.fmean(logs)
-    if len(logs) < 2:
-        return math.exp(mean), math.exp(mean)
-    from numaprobe.stats import t_quantile
-    half = t_quantile(0.975, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
-    return math.exp(mean - half), math.exp(mean + half)
 
 
 def versus_benchmark_app(args, topo, tmp):

@@ -9,7 +9,6 @@ numaprobe >= 0.97 x the reference on every kernel this CPU has.
     python bench/flops.py [--pairs 5] [--seconds 0.5]
 """
 import argparse
-import math
 import os
 import statistics
 import subprocess
@@ -17,6 +16,7 @@ import sys
 import tempfile
 
 import numaprobe
+from _common import ratio_interval
 from numaprobe import _core, probes
 
 REFERENCE = r"""
@@ -108,7 +108,7 @@ def main():
                 for run in (runs if k % 2 == 0 else runs[::-1]):
                     run()
             ratios = [a / b for a, b in zip(ours, theirs)]
-            lo, hi = _interval(ratios)
+            lo, hi = ratio_interval(ratios)
             hz = statistics.median(clocks)
             # Theoretical peak: the instructions per cycle this core sustains, rounded to the
             # whole units it must have (1, 2, ...), x the ISA width x the measured clock.
@@ -129,16 +129,6 @@ def _ours(kernel, cpu, seconds, topo, clocks):
                      topology=topo, progress=False)
     clocks.append(r.clock_hz())
     return r.results[kernel].one.median
-
-
-def _interval(ratios):
-    logs = [math.log(r) for r in ratios]
-    mean = statistics.fmean(logs)
-    if len(logs) < 2:
-        return math.exp(mean), math.exp(mean)
-    from numaprobe.stats import t_quantile
-    half = t_quantile(0.975, len(logs) - 1) * statistics.stdev(logs) / math.sqrt(len(logs))
-    return math.exp(mean - half), math.exp(mean + half)
 
 
 if __name__ == "__main__":

@@ -197,3 +197,23 @@ def test_infer_profile_names_a_bound_for_every_layout(tiny_model, topo):
     (ax,) = fig.axes
     point = [line for line in ax.lines if line.get_label().startswith("1x1: ")]
     assert point and point[0].get_ydata()[0] == pytest.approx(d["achieved"]["ops_per_s"] / 1e9)
+
+
+def test_counters_are_read_where_offered_and_named_where_not(tiny_model, topo):
+    """The kernel's software events on every Linux; the hardware's where the machine offers
+    them (bare metal), else the reason (most VMs: ENOENT), never a zero."""
+    from numaprobe.workload.infer import run_infer, table
+    from numaprobe.workload.layout import parse_layout
+    from numaprobe.workload.telemetry import PERF_EVENTS
+    doc = run_infer(models.resolve(tiny_model), [parse_layout("1x1", topo)], duration=0.3,
+                    rounds=1, warmup=1, topology=topo, progress=False)
+    c = doc["layouts"][0]["counters"]
+    per, refused = c["per_inference"], c["refused"]
+    for name in PERF_EVENTS:
+        assert (name in per) != (name in refused), name  # counted, or said why not
+    assert per.get("task_clock_ns", 1) > 0
+    if "cycles" in per:
+        assert per["cycles"] > 0 and per["ipc"] > 0
+    else:
+        assert refused["cycles"].startswith(("not offered", "not allowed", "no perf_event_open"))
+        assert "counters per inference: hardware counters " in " ".join(table(doc).split())

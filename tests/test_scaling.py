@@ -10,6 +10,17 @@ from numaprobe.workload.infer import scaling_models
 N = np.array([1, 2, 4, 8, 16])
 
 
+def sixteen_cores():
+    """A sweep of a 16-core machine as its document's layouts hold it (no rounds kept)."""
+    rows = []
+    for name, per_s in (("1x1", 34.6), ("1x16", 131), ("2x8", 193), ("4x4", 262),
+                        ("8x2", 322), ("16x1", 378.5)):
+        n, t = map(int, name.split("x"))
+        rows.append({"layout": {"name": name, "instances": [{"intra": t}] * n},
+                     "cpus": n * t, "throughput": {"per_s": per_s}, "rounds": []})
+    return rows
+
+
 def test_the_law_is_recovered_from_its_own_curve():
     n = np.array([1, 2, 4, 8, 16, 32])
     f = scaling.fit("t", list(zip(n, scaling.usl(n, 10, 0.05, 0.002))))["fit"]
@@ -38,12 +49,7 @@ def test_intervals_cover_the_truth_about_95_percent_of_the_time():
 def test_a_recorded_16_core_sweep():
     """1x1 34.6/s, 1x16 131, 2x8 193, 4x4 262, 8x2 322, 16x1 378.5 (a 16-core machine): one
     instance's throughput against its threads, every layout on all 16 CPUs."""
-    rows = []
-    for name, per_s in (("1x1", 34.6), ("1x16", 131), ("2x8", 193), ("4x4", 262),
-                        ("8x2", 322), ("16x1", 378.5)):
-        n, t = map(int, name.split("x"))
-        rows.append({"layout": {"name": name, "instances": [{"intra": t}] * n},
-                     "cpus": n * t, "throughput": {"per_s": per_s}, "rounds": []})
+    rows = sixteen_cores()
     threads, instances = scaling_models(rows)
     f = threads["fit"]
     assert threads["n"] == [1, 2, 4, 8, 16] and f is not None
@@ -65,12 +71,7 @@ def test_three_points_are_too_few():
 
 def test_the_sweep_plot_draws_the_fit():
     from numaprobe.workload.infer import _plot_scaling_model
-    rows = []
-    for name, per_s in (("1x1", 34.6), ("1x16", 131), ("2x8", 193), ("4x4", 262),
-                        ("8x2", 322), ("16x1", 378.5)):
-        n, t = map(int, name.split("x"))
-        rows.append({"layout": {"name": name, "instances": [{"intra": t}] * n},
-                     "cpus": n * t, "throughput": {"per_s": per_s}, "rounds": []})
+    rows = sixteen_cores()
     doc = {"kind": "sweep", "machine": {"cpu_model": "a 16-core machine"},
            "result": {"model": {"name": "encoder"}, "sweep": {"scaling": scaling_models(rows)}}}
     fig = _plot_scaling_model(doc, doc["result"])

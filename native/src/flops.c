@@ -271,10 +271,11 @@ struct tile_config {
     uint8_t rows[16];
 };
 
-__attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(uint64_t iters,
-                                                                    const float *xy)
+/* Configures eight tiles of 16 rows x 64 bytes, zeroes the accumulators C0..C3 and loads
+ * the sources A (tiles 4, 5) and B (6, 7) from `data`, every byte `fill`. The tile state is
+ * the thread's: the kernels below use it after this returns. */
+__attribute__((target("amx-tile"))) static void amx_load(uint8_t data[4][16 * 64], int fill)
 {
-    static __thread uint8_t data[4][16 * 64] __attribute__((aligned(64)));
     struct tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -282,7 +283,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(uint64_t ite
         cfg.colsb[t] = 64;
         cfg.rows[t] = 16;
     }
-    memset(data, (int)xy[0] & 0x3f, sizeof data); /* small bf16 values: no overflow */
+    memset(data, fill, 4 * 16 * 64);
     _tile_loadconfig(&cfg);
     _tile_zero(0);
     _tile_zero(1);
@@ -292,6 +293,14 @@ __attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(uint64_t ite
     _tile_loadd(5, data[1], 64);
     _tile_loadd(6, data[2], 64);
     _tile_loadd(7, data[3], 64);
+}
+
+static __thread uint8_t amx_data[4][16 * 64] __attribute__((aligned(64)));
+
+__attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(uint64_t iters,
+                                                                    const float *xy)
+{
+    amx_load(amx_data, (int)xy[0] & 0x3f); /* small bf16 values: no overflow */
     for (uint64_t i = 0; i < iters; i++) {
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
@@ -307,24 +316,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(uint64_t ite
 __attribute__((target("amx-tile,amx-int8"))) static double int8_amx(uint64_t iters,
                                                                     const float *xy)
 {
-    static __thread uint8_t data[4][16 * 64] __attribute__((aligned(64)));
-    struct tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
-    memset(data, (int)xy[0], sizeof data);
-    _tile_loadconfig(&cfg);
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    _tile_loadd(4, data[0], 64);
-    _tile_loadd(5, data[1], 64);
-    _tile_loadd(6, data[2], 64);
-    _tile_loadd(7, data[3], 64);
+    amx_load(amx_data, (int)xy[0]);
     for (uint64_t i = 0; i < iters; i++) {
         _tile_dpbusd(0, 4, 6);
         _tile_dpbusd(1, 4, 7);

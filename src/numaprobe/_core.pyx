@@ -592,3 +592,23 @@ def fl_run(cpus, str kernel, uint64_t iters, int reps=5):
         free(t0)
         free(t1)
         free(sink)
+
+
+# -------------------------------------------------------------------------------------- perf
+
+def perf_open(int type, uint64_t config, int tid=0):
+    """A counter of thread ``tid`` (0: the caller), counting from now: its descriptor, or
+    OSError (ENOENT: the machine does not offer the event)."""
+    cdef int rc = c.np_perf_open(type, config, tid)
+    check(rc, "perf_event_open")
+    return rc
+
+
+def perf_read(int fd):
+    cdef uint64_t value = 0
+    check(c.np_perf_read(fd, &value), "perf read")
+    return value
+
+
+def perf_close(int fd):
+    check(c.np_perf_close(fd), "perf close")

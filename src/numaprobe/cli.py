@@ -516,6 +516,28 @@ def cmd_cost(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .topology import read
+    from .workload.layout import parse_layout
+    from .workload.tune import LEVERS, tune
+    topo = read()
+    ref, dims = _model(args)
+    start = parse_layout(args.start, topo) if args.start else None
+
+    def run():
+        doc = tune(ref, topo, goal=args.goal, budget_s=args.budget, start=start,
+                   engines=[x.strip() for x in args.engines.split(",") if x.strip()],
+                   precisions=[x.strip() for x in (args.allow_precision or "").split(",")
+                               if x.strip()],
+                   dims=dims, progress=_progress(args),
+                   allow_slow_precision=args.allow_slow_precision,
+                   levers=[x.strip() for x in args.levers.split(",") if x.strip()]
+                   if args.levers else LEVERS)
+        doc["warnings"] = doc.pop("notes", [])
+        return doc
+    return _workload(args, "tune", run, topo)
+
+
 def cmd_sweep(args) -> int:
     from .topology import read
     from .workload import driver
@@ -663,13 +685,18 @@ def _engine_options(args) -> dict:
             "quantize": args.quantize, "profile": args.profile}
 
 
-def _workload_args(sp) -> None:
+def _model_args(sp) -> None:
+    """--model and --dim: what every command that runs or reads a model takes."""
     sp.add_argument("--model", help="a .onnx file, a built-in model (encoder, mlp, conv), a "
                     "wheel holding a .onnx (x.whl, or x.whl#path/in/it.onnx) or an installed "
                     "package that ships one (magika, rapidocr, package:NAME); default: the "
                     "built-in encoder on 128 tokens")
     sp.add_argument("--dim", action="append", metavar="NAME=N",
                     help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
+
+
+def _workload_args(sp) -> None:
+    _model_args(sp)
     from .stats import DEFAULT_ROUNDS
     sp.add_argument("--duration", type=_number(0, 3600, " s", above=True), default=3.0, metavar="S",
                     help="seconds measured per layout in each round (default 3)")
@@ -870,16 +897,40 @@ def _add_sweep(sub) -> None:
                     help="latency bound for 'best for latency' (default: none)")
 
 
+def _add_tune(sub) -> None:
+    from .workload.tune import GOALS, LEVERS
+    tu = _probe_parser(sub, "tune", cmd_tune, "from naive to best, one lever at a time",
+                       "Start where a user starts (one process, the engine's defaults) and try "
+                       f"one lever at a time ({', '.join(LEVERS)}), each against the best so far "
+                       "in interleaved rounds; a step is kept only when it is significantly "
+                       "better for the goal. The winner is measured again against naive in "
+                       "fresh rounds, and printed as a layout file and as launcher commands.")
+    _model_args(tu)
+    tu.add_argument("--goal", choices=tuple(GOALS), default="throughput",
+                    help="throughput (closed loop) or latency (one instance at a time, p50)")
+    tu.add_argument("--budget", type=_number(10, 86400, " s"), default=600.0, metavar="S",
+                    help="seconds for the whole ladder (default 600): sets each round's length")
+    tu.add_argument("--from", dest="start", metavar="LAYOUT",
+                    help="start from this layout instead of naive (as infer --layouts names one)")
+    tu.add_argument("--engines", type=_text("engine names"), default="ort",
+                    help="engines the last step may try (openvino: pip install "
+                    "'numaprobe[openvino]')")
+    tu.add_argument("--allow-precision", type=_text("precisions"), metavar="LIST",
+                    help="precisions beyond f32 the last step may try (bf16, f16, int8); kept "
+                    "only with every output's cosine similarity to f32 >= 0.999")
+    tu.add_argument("--levers", type=_text("levers"), metavar="LIST",
+                    help=f"climb only these (in this order always): {', '.join(LEVERS)}")
+    tu.add_argument("--allow-slow-precision", action="store_true",
+                    help="allow a precision this CPU has no units for")
+
+
 def _add_cost(sub) -> None:
     co = _probe_parser(sub, "cost", cmd_cost, "what one inference of a model costs",
                        "Count the arithmetic (a multiply-add is 2 operations) and the bytes of "
                        "one inference from the ONNX graph, per op type: weights read, "
                        "activations read and written, and the intensity (operations per byte) "
                        "that places the model on a roofline. Nothing is timed.")
-    co.add_argument("--model", help="as for infer (default: the built-in encoder on 128 "
-                    "tokens)")
-    co.add_argument("--dim", action="append", metavar="NAME=N",
-                    help="a dynamic input dimension, e.g. --dim seq=128 (batch defaults to 1)")
+    _model_args(co)
     co.add_argument("--per-node", action="store_true",
                     help="keep every node's cost in the document (--json), not only per op type")
 
@@ -934,7 +985,7 @@ def _add_report(sub) -> None:
 
 # The subcommands in the order --help lists them: each adds its parser and its dispatch entry.
 SUBCOMMANDS = (_add_topology, _add_clock, _add_run, _add_latency, _add_bandwidth, _add_loaded,
-               _add_c2c, _add_flops, _add_infer, _add_sweep, _add_cost, _add_compare, _add_show, _add_plot, _add_report)
+               _add_c2c, _add_flops, _add_infer, _add_sweep, _add_tune, _add_cost, _add_compare, _add_show, _add_plot, _add_report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,7 +62,8 @@ class Kind:
 _REGISTRY: dict[str, Kind] = {}
 # The modules that define kinds, imported on first use so that `import numaprobe` stays light.
 _PROVIDERS = ("numaprobe.topology", "numaprobe.clock", "numaprobe.probes",
-              "numaprobe.workload.infer", "numaprobe.workload.cost", "numaprobe.compare")
+              "numaprobe.workload.infer", "numaprobe.workload.cost", "numaprobe.workload.tune",
+              "numaprobe.compare")
 _loaded = False
 
 

@@ -150,3 +150,8 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
         uint64_t *t1
         double *sink
     int np_fl_run(const int *cpus, int n, np_fl_args *args, int *ran_on, np_failure *failed)
+
+    # perf.c
+    int np_perf_open(int type, uint64_t config, int tid)
+    int np_perf_read(int fd, uint64_t *value)
+    int np_perf_close(int fd)

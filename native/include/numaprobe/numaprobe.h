@@ -327,6 +327,18 @@ typedef struct np_fl_args {
  * `failed` (optional): see np_failure. */
 int np_fl_run(const int *cpus, int n, np_fl_args *args, int *ran_on, np_failure *failed);
 
+/* ---------------------------------------------------------------- perf.c */
+
+/* A counter (perf_event_open) of thread `tid` (0: the caller) on any CPU, counting from now:
+ * `type` PERF_TYPE_HARDWARE (0; user space only), PERF_TYPE_SOFTWARE (1) or
+ * PERF_TYPE_HW_CACHE (3), `config` the event. The file descriptor, or -errno: ENOENT or
+ * EOPNOTSUPP where the machine does not offer the event (most VMs have no hardware ones),
+ * EACCES or EPERM where perf_event_paranoid forbids it. */
+int np_perf_open(int type, uint64_t config, int tid);
+/* The count so far, scaled to the whole time enabled when the kernel multiplexed it. */
+int np_perf_read(int fd, uint64_t *value);
+int np_perf_close(int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UsageError
-from .. import placement, stats
+from .. import placement, stats, system
 from ..noise import Noise
 from ..topology import Topology, format_list, parse_list
 from . import telemetry
@@ -68,6 +68,7 @@ class InstanceRun:
     engine: dict | None = None        # the settings its engine resolved (engines.RESOLVED)
     accuracy: dict | None = None      # its outputs against f32 (worker.py), where checked
     profile: dict | None = None       # ns per kernel type, in a profiling pass (worker.py)
+    perf: dict | None = None          # perf counters: counts and refusals (telemetry.py)
 
     @property
     def count(self) -> int:
@@ -228,6 +229,7 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
                  failures, progress, f"{layout.name}: starting {n} worker(s)")
         if failures:
             raise WorkerFailed(failures[0])
+        own0 = _own_cpu_s(procs)
         machine0, t0 = telemetry.Machine.now(), time.monotonic()
         start = time.monotonic_ns() + 100_000_000
         span = int(duration * 1e9)
@@ -242,6 +244,7 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
             raise WorkerFailed(failures[0])
         seconds = time.monotonic() - t0
         machine = telemetry.Machine.now().since(machine0, seconds)
+        own = _own_cpu_s(procs) - own0
     except KeyboardInterrupt:
         results.update(_stop_all(sel, procs, logs, failures))
         raise Interrupted(_assemble(layout, mode, duration, results, {}, None, failures))
@@ -253,12 +256,28 @@ def run_layout(model: str, layout: Layout, *, mode: str = "closed", duration: fl
         _reap(procs)
         for log in logs:
             log.close()
-    workers_cpu = sum(r["counters"]["cpu_s"] for r in results.values())
-    foreign = max(0.0, machine["busy_cpu_s"] - workers_cpu)
+    foreign = max(0.0, machine["busy_cpu_s"] - own)
     ncpu = len(machine["cpu_utilisation"]) or 1
     noise = Noise(seconds=seconds, cpus=ncpu, foreign=foreign, steal=machine["steal_cpu_s"],
-                  own=workers_cpu)  # busy excludes steal (system.CpuTimes): not foreign work
+                  own=own)  # busy excludes steal (system.CpuTimes): not foreign work
     return _assemble(layout, mode, duration, results, machine, noise, failures)
+
+
+def _own_cpu_s(procs) -> float:
+    """CPU seconds used so far by the workers and by this driver: what the machine's busy
+    time holds of ours, read over the same interval as the machine's (a worker's in-window
+    counters leave out its wait for the start, its reading of counters and its exit, and
+    a short window then looked noisy: 4-8 % "other processes" at 0.5 s on an idle machine).
+    A worker that has exited but not been reaped still shows its times."""
+    ticks = 0
+    for p in procs:
+        try:
+            st = system.pid_stat(p.pid)
+            ticks += st["utime"] + st["stime"]
+        except (OSError, ValueError, KeyError):
+            continue
+    me = os.times()
+    return ticks / system.HZ + me.user + me.system
 
 
 def _collect(sel, procs, logs, layout, event, deadline, failures, progress, what,
@@ -375,7 +394,8 @@ def _assemble(layout, mode, duration, results, machine, noise, failures) -> Layo
             start_offset_ns=np.asarray(r["start_offset_ns"], dtype=np.int64),
             window_ns=int(r["window_ns"]), counters=r["counters"], memory=r["memory"],
             threads=r["threads"], partial=r["partial"], busy_threads=r.get("busy_threads"),
-            engine=r.get("engine"), accuracy=r.get("accuracy"), profile=r.get("profile")))
+            engine=r.get("engine"), accuracy=r.get("accuracy"), profile=r.get("profile"),
+            perf=r.get("perf")))
     return LayoutRun(layout=layout, mode=mode, duration=duration, instances=inst,
                      machine=machine, noise=noise, failures=list(failures))
 

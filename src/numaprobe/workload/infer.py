@@ -29,8 +29,8 @@ from ..errors import NotEnoughMemory, UsageError
 from ..kinds import Figure, Kind, register
 from ..noise import others_share
 from ..report import html as H, plots as P
-from ..topology import Topology, current as current_topology, human_bytes, memory_now
-from ..words import plural
+from ..topology import Topology, current as current_topology, human_bytes, memory_now, parse_list
+from ..words import ids, plural
 from . import driver, engines as _engines
 from .diagnose import diagnose
 from .layout import Layout, asked_settings, combine, parse_layout
@@ -55,6 +55,50 @@ def _combine(runs: list[driver.LayoutRun]) -> driver.LayoutRun:
 def _throughput_samples(run) -> np.ndarray:
     rounds = run.rounds or [run]
     return np.concatenate([r.throughput_bins() for r in rounds]) if rounds else np.array([])
+
+
+def counters_per_inference(run: driver.LayoutRun) -> dict | None:
+    """The perf counters of all of a layout's instances and rounds, per inference, with the
+    events the kernel did not offer and why (None: from before counters were read)."""
+    runs = [i for i in run.instances if i.perf]
+    if not runs:
+        return None
+    n = sum(i.count for i in runs)
+    totals: dict[str, int] = {}
+    for i in runs:
+        for k, v in i.perf["counts"].items():
+            totals[k] = totals.get(k, 0) + v
+    per = {k: v / n for k, v in totals.items()} if n else {}
+    if per.get("cycles") and per.get("instructions"):
+        per["ipc"] = per["instructions"] / per["cycles"]
+    refused = {}
+    for i in runs:
+        refused.update(i.perf["refused"])
+    return {"per_inference": per, "refused": refused}
+
+
+def counters_words(c: dict) -> str:
+    """A layout's counters in one line: the hardware's, or why there are none, then the
+    kernel's."""
+    p, refused = c["per_inference"], c["refused"]
+    hw = []
+    if "cycles" in p:
+        hw.append(f"{p['cycles'] / 1e6:.3g} M cycles")
+    if "instructions" in p:
+        hw.append(f"{p['instructions'] / 1e6:.3g} M instructions"
+                  + (f" (IPC {p['ipc']:.2f})" if p.get("ipc") else ""))
+    if "llc_misses" in p:
+        hw.append(f"{p['llc_misses'] / 1e3:.3g} k LLC misses")
+    if not hw and "cycles" in refused:
+        hw.append(f"hardware counters {refused['cycles']}")
+    sw = []
+    if "task_clock_ns" in p:
+        sw.append(f"task clock {p['task_clock_ns'] / 1e6:.3g} ms")
+    for key, word in (("context_switches", "switches"), ("migrations", "migrations"),
+                      ("page_faults", "faults")):
+        if key in p:
+            sw.append(f"{p[key]:.3g} {word}")
+    return "per inference: " + "; ".join(filter(None, (", ".join(hw), ", ".join(sw))))
 
 
 def _per_inference(i: driver.InstanceRun) -> dict:
@@ -105,6 +149,7 @@ def summarize_run(run: driver.LayoutRun, topo: Topology) -> dict:
         "description": run.layout.describe(),
         "settings": _settings(run),
         "accuracy": _accuracy(run),
+        "counters": counters_per_inference(run),
         "throughput": {"per_s": thr, "ci": [lo, hi], "bins": bins.tolist(), "interval_from": basis},
         "latency": latency,
         "rounds": per_round,
@@ -642,6 +687,9 @@ def table(doc: dict) -> str:
         lines.append("    ms: " + "  ".join(pct))
         if d.get("achieved"):
             lines.append(f"    work: {achieved_words(d['achieved'])}")
+        if d.get("counters"):
+            lines += textwrap.wrap(f"counters {counters_words(d['counters'])}", 79,
+                                   initial_indent="    ", subsequent_indent="      ")
         if d.get("profile"):
             lines += textwrap.wrap(profile_words(d["profile"]), 79, initial_indent="    ",
                                    subsequent_indent="      ")
@@ -1128,7 +1176,7 @@ def _plot_roofline(doc: dict, r: dict):
         y = d["achieved"]["ops_per_s"] / n
         ax.plot([intensity], [y / 1e9], "o", color=col, markersize=9,
                 label=f"{d['layout']['name']}: {d['roofline']['bound'] or '?'}; roof "
-                      f"{c['compute']['name']} on CPUs {c['cpus']}")
+                      f"{c['compute']['name']} on {ids('CPU', parse_list(c['cpus']))}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("operations per weight byte (the model's intensity)")

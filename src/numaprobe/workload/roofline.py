@@ -13,6 +13,7 @@ small ops, the framework), and the words say so.
 from __future__ import annotations
 
 from ..topology import Topology, format_list, human_bytes, parse_list
+from ..words import ids
 
 __all__ = ["BOUND_AT", "KERNELS_FOR", "ceilings", "verdict"]
 
@@ -90,7 +91,7 @@ def verdict(d: dict, ceiling: dict) -> dict:
     mem = a["weight_bytes_per_s"] / n
     c, m = ceiling["compute"], ceiling["memory"]
     fc, fm = ops / c["ops_per_s"], mem / m["bytes_per_s"]
-    where = f"CPUs {ceiling['cpus']}"
+    where = ids("CPU", parse_list(ceiling["cpus"]))
     if max(fc, fm) >= BOUND_AT and fc >= fm:
         bound, words = "compute", (f"compute-bound: {100 * fc:.0f} % of the {c['name']} peak "
                                    f"of {where} ({ops / 1e9:.3g} of {c['ops_per_s'] / 1e9:.3g} "

@@ -3,6 +3,11 @@ layout's speed. Per worker (read inside it): CPU time, page faults, voluntary an
 context switches and migrations of every thread, pages per node (numa_maps). Per machine (read
 by the driver): CPU use per CPU, NUMA hits and misses per node (numastat).
 
+Where the kernel offers them, performance counters too (``PerfCounters``: perf_event_open on
+every thread of the worker): the hardware's cycles, instructions, last-level cache misses and
+stalled cycles, and the kernel's software events; an event it does not offer is named with the
+reason (most VMs offer no hardware events), never reported as zero.
+
 Always read from the real /proc and /sys (numaprobe.system's live readers), also when
 $NUMAPROBE_SYSFS_ROOT points the topology at a captured tree; ``root=`` is for tests."""
 from __future__ import annotations
@@ -38,6 +43,63 @@ def process_counters(pid: str = "self", *, root=system.LIVE) -> dict:
     # None only where no thread's count could be read: 0 would claim that none migrated.
     out["migrations"] = migrations if counted else None
     return out
+
+
+# name: (perf type, config): PERF_TYPE_HARDWARE 0 (user space only), PERF_TYPE_SOFTWARE 1.
+PERF_EVENTS = {"cycles": (0, 0), "instructions": (0, 1), "llc_misses": (0, 3),
+               "stalled_cycles_backend": (0, 8), "task_clock_ns": (1, 1),
+               "context_switches": (1, 3), "migrations": (1, 4), "page_faults": (1, 2)}
+
+
+class PerfCounters:
+    """Every PERF_EVENTS counter on every thread of this process, counting from creation;
+    ``stop()`` reads and closes them: {"counts": {event: total}, "refused": {event: why}}.
+    Threads started later are not counted (a worker's pools exist after its warm-up)."""
+
+    def __init__(self):
+        from .. import _core
+        self._core = _core
+        self.fds: dict[str, list[int]] = {}
+        self.refused: dict[str, str] = {}
+        tids = system.tasks()
+        for name, (kind, config) in PERF_EVENTS.items():
+            fds = []
+            for tid in tids:
+                try:
+                    fds.append(_core.perf_open(kind, config, tid))
+                except OSError as e:
+                    self.refused[name] = _perf_refusal(e)
+                    break
+            if name in self.refused:
+                for fd in fds:
+                    _core.perf_close(fd)
+            else:
+                self.fds[name] = fds
+
+    def stop(self) -> dict:
+        counts = {}
+        for name, fds in self.fds.items():
+            total = 0
+            for fd in fds:
+                try:
+                    total += self._core.perf_read(fd)
+                finally:
+                    self._core.perf_close(fd)
+            counts[name] = total
+        self.fds = {}
+        return {"counts": counts, "refused": dict(self.refused)}
+
+
+def _perf_refusal(e: OSError) -> str:
+    import errno
+    if e.errno in (errno.ENOENT, errno.EOPNOTSUPP, errno.ENODEV):
+        return f"not offered by this kernel or machine ({errno.errorcode[e.errno]})"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return ("not allowed (perf_event_paranoid; "
+                "echo 2 > /proc/sys/kernel/perf_event_paranoid or run as root)")
+    if e.errno == errno.ENOSYS:
+        return "no perf_event_open in this kernel (ENOSYS)"
+    return f"refused: {e.strerror}"
 
 
 def thread_cpu_ns(pid: str = "self", *, root=system.LIVE) -> dict[int, int]:

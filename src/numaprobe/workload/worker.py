@@ -143,6 +143,7 @@ def main() -> int:
     while time.monotonic_ns() < start and not _stop:
         time.sleep(min(0.001, max(0, (start - time.monotonic_ns()) / 1e9)))
     before, cpu_before = telemetry.process_counters(), telemetry.thread_cpu_ns()
+    perf = telemetry.PerfCounters()
     # (submitted at, done at), appended whole as each inference is reported finished: with
     # several in flight (streams), in any order.
     done: list[tuple[int, int]] = []
@@ -176,6 +177,7 @@ def main() -> int:
             submitted += 1
     session.wait()
     stopped = time.monotonic_ns()
+    counted = perf.stop()
     profile = session.op_times() if cfg.get("profile") else None
     session.close()  # here, not at interpreter exit, where an engine's threads may deadlock
     done.sort()
@@ -188,7 +190,7 @@ def main() -> int:
            "counters": telemetry.delta(before, after),
            "memory": telemetry.pages_per_node(), "threads": len(cpu_after),
            "busy_threads": telemetry.busy_threads(cpu_before, cpu_after, window),
-           "engine": resolved, "accuracy": accuracy, "profile": profile})
+           "engine": resolved, "accuracy": accuracy, "profile": profile, "perf": counted})
     return 0
 
 
