@@ -7,8 +7,9 @@
    which should still be called "faster";
 
 all at numaprobe's defaults unless told otherwise, and prints how often an A/A pair got a
-firm verdict ("faster" or "slower"), with a 95 % Wilson interval, and how often the real
-difference was called. numaprobe's goal: no firm A/A verdict in at least 4 of 5 repeats.
+firm verdict ("faster" or "slower"), with a 95 % Wilson interval, how often the real
+difference was called, and how far separate runs' levels drift apart (the sd that compare's
+--drift allows for). numaprobe's goal: no firm A/A verdict in at least 4 of 5 repeats.
 
     python bench/aa.py [--repeats 5] [--model encoder] [--duration S] [--rounds N]
                        [--layouts naive,one-per-node,cores-per-instance=1]
@@ -42,6 +43,15 @@ def run(*args) -> dict:
     return json.loads(r.stdout)
 
 
+def level(doc: dict) -> tuple[float, float]:
+    """A document's level: the mean log throughput of its first layout's rounds, and the
+    variance of that mean from the rounds' spread."""
+    xs = [math.log(r["throughput"]) for r in doc["result"]["layouts"][0]["rounds"]
+          if r["throughput"]]
+    m = sum(xs) / len(xs)
+    return m, sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs)
+
+
 def words_within(doc: dict) -> list[str]:
     return [d["vs_first"]["verdict"] for d in doc["result"]["layouts"] if d.get("vs_first")]
 
@@ -65,7 +75,7 @@ def main():
               *(["--rounds", str(args.rounds)] if args.rounds else [])]
     import numaprobe
     two_cpus = len(numaprobe.read_topology().usable_cpus) >= 2
-    within, across, real, noisy = [], [], [], 0
+    within, across, real, noisy, levels = [], [], [], 0, []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.repeats):
             w = words_within(run("infer", "--layouts", "naive,naive", *common))
@@ -74,6 +84,7 @@ def main():
                 doc = run("infer", *common, *(["--layouts", args.layouts] if args.layouts else []))
                 paths.append(Path(tmp, f"{k}-{side}.json"))
                 paths[-1].write_text(json.dumps(doc))
+                levels.append(level(doc))
             a = words_across(run("compare", *map(str, paths)))
             r = words_within(run("infer", "--layouts", "1x1,2x1", *common)) if two_cpus else []
             within.append(w)
@@ -95,6 +106,14 @@ def main():
         print(f"real difference 1x1 -> 2x1 called faster in {called} of {n} repeats "
               f"({100 * lo:.0f}-{100 * hi:.0f} %)")
     print(f"'noisy: rerun' verdicts: {noisy} (windows where others took more than 5 % of the CPUs)")
+    if len(levels) >= 3:
+        m = [x for x, _ in levels]
+        mean = sum(m) / len(m)
+        between = sum((x - mean) ** 2 for x in m) / (len(m) - 1)
+        inside = sum(v for _, v in levels) / len(levels)
+        print(f"drift between separate runs: sd {100 * math.sqrt(max(0.0, between - inside)):.1f} %"
+              f" of the first layout's throughput ({len(m)} documents; their rounds' own "
+              f"spread taken out): compare --drift takes it")
     ok = all(sum(any(x in FIRM for x in ws) for ws in runs) <= n // 5 for runs in (within, across))
     print("goal (no firm A/A verdict in at least 4 of 5 repeats):", "met" if ok else "MISSED")
 

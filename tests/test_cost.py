@@ -144,15 +144,17 @@ def test_the_profiling_pass_says_where_the_time_goes_and_is_never_compared(tiny_
 
 CEILING = {"cpus": "0-1", "node": 0,
            "compute": {"kernel": "f32_avx2", "name": "AVX2 fp32", "ops_per_s": 100e9, "cores": 2},
-           "memory": {"level": "node 0's DRAM (weights 160 MiB exceed the 32 MiB last-level "
-                               "cache)", "bytes_per_s": 20e9, "threads": 2}}
+           "memory": {"level": "node 0's DRAM", "bytes_per_s": 20e9, "threads": 2,
+                      "why": "the weights (160 MiB) do not stay in cache: a chase over 160 MiB "
+                             "costs 104 ns a load against 106 ns from DRAM"}}
 
 
 @pytest.mark.parametrize("ops, weights, bound, words", [
     (68e9, 1e9, "compute", "compute-bound: 68 % of the AVX2 fp32 peak of CPUs 0-1 (68 of 100 "
                            "G op/s)"),
     (5e9, 18.2e9, "memory", "memory-bound: weights stream at 91 % of the read bandwidth of "
-                            "node 0's DRAM"),
+                            "node 0's DRAM from CPUs 0-1 (18.2 of 20 GB/s); the weights (160 "
+                            "MiB) do not stay in cache: a chase"),
     (22e9, 1.8e9, "neither", "neither: 22 % of compute (AVX2 fp32), 9 % of bandwidth"),
 ])
 def test_the_bound_is_named_from_the_shares_of_the_ceilings(ops, weights, bound, words):
@@ -166,16 +168,24 @@ def test_the_bound_is_named_from_the_shares_of_the_ceilings(ops, weights, bound,
 
 def test_the_ceilings_are_this_cpus_and_the_level_the_weights_fit(topo):
     from numaprobe import _core
+    from numaprobe.probes import _latency
     from numaprobe.workload import roofline
     layout = {"instances": [{"cpus": "0", "nodes": "0", "policy": "bind"}]}
     cache = {}
     big = roofline.ceilings(layout, "f32", 1e12, topo, cache)  # 1 TB of weights: DRAM
     fastest = next(k for k in roofline.KERNELS_FOR["f32"] if _core.fl_supported(k) is None)
     assert big["compute"]["kernel"] == fastest and big["compute"]["ops_per_s"] > 1e8
-    assert big["memory"]["level"].startswith("node 0's DRAM") and big["memory"]["bytes_per_s"] > 1e8
+    assert big["memory"]["level"] == "node 0's DRAM" and big["memory"]["bytes_per_s"] > 1e8
+    assert big["memory"]["why"].startswith("the weights (931.3 GiB) do not stay in cache: ")
+    assert big["memory"]["fit"]["ns"] is None  # far beyond the cache: not measured
     assert roofline.ceilings(layout, "f32", 1e12, topo, cache) is big  # measured once
+    # 1 MB fits every cache a CPU of this project has (L2 0.5-2 MiB, L3 more): measured
     small = roofline.ceilings(layout, "int8", 1e6, topo, {})
-    assert small["memory"]["level"].startswith("the last-level cache (weights 976.6 KiB fit its ")
+    assert small["memory"]["level"] == "the last-level cache", small["memory"]["why"]
+    fit = small["memory"]["fit"]
+    assert fit["fits"] and fit["ns"] < _latency.FITS_AT * fit["dram_ns"]
+    assert small["memory"]["why"].startswith("the weights (976.6 KiB) stay in cache: a chase "
+                                             "over 976.5 KiB costs ")  # whole chain lines
     if all(_core.fl_supported(k) is not None for k in roofline.KERNELS_FOR["int8"]):
         assert small["compute_note"] == ("no int8 kernel runs on this CPU: the fp32 ceiling "
                                          "stands in")
@@ -217,3 +227,14 @@ def test_counters_are_read_where_offered_and_named_where_not(tiny_model, topo):
     else:
         assert refused["cycles"].startswith(("not offered", "not allowed", "no perf_event_open"))
         assert "counters per inference: hardware counters " in " ".join(table(doc).split())
+
+
+def test_instances_sharing_a_last_level_cache_count_their_weights_together():
+    from pathlib import Path
+    import numaprobe
+    from numaprobe.workload import roofline
+    two = numaprobe.read_topology(Path(__file__).parent / "data" / "sysfs" / "two-socket-smt")
+    lay = lambda *cpus: {"instances": [{"cpus": c} for c in cpus]}
+    assert roofline._sharing(lay("0", "1", "8"), 0, two) == 2  # CPUs 0 and 1: socket 0's L3
+    assert roofline._sharing(lay("0", "8"), 0, two) == 1
+    assert roofline._sharing(lay("8-9", "10-11", "12"), 8, two) == 3

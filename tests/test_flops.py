@@ -25,7 +25,8 @@ def _needs(kernel, flags):
     need = {"f32_scalar": {"fma"} if X86 else set(), "f32_avx2": {"avx2", "fma"},
             "f32_avx512": {"avx512f"}, "bf16_avx512": {"avx512_bf16"},
             "int8_avxvnni": {"avx_vnni"}, "int8_avx512": {"avx512_vnni"},
-            "bf16_amx": {"amx_bf16"}, "int8_amx": {"amx_int8"}, "f32_neon": set()}[kernel]
+            "bf16_amx": {"amx_bf16"}, "int8_amx": {"amx_int8"}, "f32_neon": set(),
+            "f32_sve": {"sve"}}[kernel]
     return need <= flags
 
 

@@ -367,6 +367,55 @@ def test_aa_pooled_and_beyond_the_exact_test():
     assert wilson(k, 1000)[0] <= 0.05, f"A/A bimodal, 20 rounds: {rate_text(k, 1000)}"
 
 
+def across_documents(rng, draws: int, drift: float, allowed: float, effect: float = 0.0,
+                     n: int = stats.DEFAULT_ROUNDS, cv: float = 0.05) -> int:
+    """Pairs of separate documents (n rounds each, CV ``cv``) whose levels drift apart by a
+    log-normal factor of sd ``drift`` each, B ``effect`` faster: how many got "faster" or
+    "slower" from compare's rule (unpaired_ratio with drift_sd=``allowed``, one figure)."""
+    firm = 0
+    for _ in range(draws):
+        a, b = lognormal(rng, cv, (2, n))
+        a *= math.exp(drift * rng.standard_normal())
+        b *= math.exp(drift * rng.standard_normal()) * (1 + effect)
+        c = stats.unpaired_ratio(a, b, higher_is_better=True, drift_sd=allowed)
+        firm += stats.verdict(c, rejected=c.p_value <= 0.05).word in FIRM
+    return firm
+
+
+def test_aa_across_documents_holds_with_the_drift_allowed_for():
+    """Separate identical runs on this project's VM drift apart by about 7.6 % (compare.DRIFT):
+    the rounds alone call such A/A pairs faster or slower most of the time; with the drift
+    allowed for, about 5 %. A real 30 % change is still found."""
+    from numaprobe import compare
+    rng = np.random.default_rng(51)
+    blind = across_documents(rng, 1000, compare.DRIFT, 0.0)
+    assert blind / 1000 > 0.5, f"rounds alone: {rate_text(blind, 1000)}"
+    held = across_documents(rng, 2000, compare.DRIFT, compare.DRIFT)
+    lo, _ = wilson(held, 2000)
+    assert lo <= 0.05 and held / 2000 <= 0.05 + math.sqrt(0.05 * 0.95 / 2000), \
+        f"A/A across documents, drift allowed for: {rate_text(held, 2000)}"
+    # a machine quieter than allowed for: fewer false verdicts still
+    assert across_documents(rng, 1000, 0.01, compare.DRIFT) / 1000 <= 0.01
+    found = across_documents(rng, 1000, compare.DRIFT, compare.DRIFT, effect=0.30)
+    assert found / 1000 >= 0.5, f"30 % across documents: {rate_text(found, 1000)}"
+
+
+def test_the_drift_is_in_the_interval_and_the_caveat():
+    a, b = [1.0, 1.1, 1.05, 0.95], [1.2, 1.25, 1.3, 1.15]
+    c0 = stats.unpaired_ratio(a, b, higher_is_better=True)
+    c1 = stats.unpaired_ratio(a, b, higher_is_better=True, drift_sd=0.05)
+    la, lb = np.log(a), np.log(b)
+    assert c1.ratio == c0.ratio and c1.p_value > c0.p_value
+    # the drift's variance is known: it widens the error and adds no degrees of freedom
+    va, vb = la.var(ddof=1) / 4, lb.var(ddof=1) / 4
+    se1 = math.sqrt(va + vb + 2 * 0.05 ** 2)
+    df1 = se1 ** 4 / (va ** 2 / 3 + vb ** 2 / 3)
+    assert c1.ci[1] == pytest.approx(c1.ratio * math.exp(stats.t_quantile(0.975, df1) * se1))
+    assert "drift between documents of sd 5 %" in c1.basis and "(--drift)" in c1.caveat
+    with pytest.raises(ValueError, match="drift_sd must be a fraction"):
+        stats.unpaired_ratio(a, b, higher_is_better=True, drift_sd=-0.1)
+
+
 # ------------------------------------------------------------- calibration: detection
 
 def test_a_real_change_is_detected_at_the_default_rounds():

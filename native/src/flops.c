@@ -23,13 +23,24 @@
 #endif
 #if defined(__aarch64__)
 #include <arm_neon.h>
+#include <asm/hwcap.h>
 #include <sys/auxv.h>
+/* SVE where the compiler can build it for one function (GCC 10 and later), whatever the
+ * flags of the rest; the CPU is asked at run time (HWCAP_SVE). */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10 && defined(HWCAP_SVE)
+#define NP_HAVE_SVE 1
+#pragma GCC push_options
+#pragma GCC target("+sve")
+#include <arm_sve.h>
+#pragma GCC pop_options
+#endif
 #endif
 
 #define ACC 12 /* independent accumulators per kernel */
 
-/* {name, doc, unit, ops per instruction, instructions per iteration} */
-static const np_fl_kernel_info kernels[NP_FL_NKERNELS] = {
+/* {name, doc, unit, ops per instruction, instructions per iteration}; SVE's ops follow the
+ * vector length, set on first use where the CPU has SVE (the 128-bit minimum until then). */
+static np_fl_kernel_info kernels[NP_FL_NKERNELS] = {
     [NP_FL_CLOCK] = {"clock", "dependent 64-bit integer adds, one per cycle", "add", 1, 1},
     [NP_FL_F32_SCALAR] = {"f32_scalar", "fp32 FMA, scalar (vfmadd231ss / fmadd s)", "flop", 2, ACC},
     [NP_FL_F32_AVX2] = {"f32_avx2", "fp32 FMA, 8 lanes (vfmadd231ps ymm)", "flop", 16, ACC},
@@ -45,11 +56,26 @@ static const np_fl_kernel_info kernels[NP_FL_NKERNELS] = {
     [NP_FL_INT8_AMX] = {"int8_amx", "u8 x s8 tile multiply 16x64 by 64x16 into int32 "
                         "(tdpbusd)", "op", 2 * 16 * 16 * 64, 4},
     [NP_FL_F32_NEON] = {"f32_neon", "fp32 FMA, 4 lanes (fmla v.4s)", "flop", 8, ACC},
+    [NP_FL_F32_SVE] = {"f32_sve", "fp32 FMA, the vector length's lanes (fmla z.s, SVE)", "flop",
+                       8, ACC},
 };
+
+#if defined(NP_HAVE_SVE)
+#pragma GCC push_options
+#pragma GCC target("+sve")
+static int sve_lanes(void) { return (int)svcntw(); }
+#pragma GCC pop_options
+#endif
 
 const np_fl_kernel_info *np_fl_kernel_info_get(int kernel)
 {
-    return kernel >= 0 && kernel < NP_FL_NKERNELS ? &kernels[kernel] : NULL;
+    if (kernel < 0 || kernel >= NP_FL_NKERNELS)
+        return NULL;
+#if defined(NP_HAVE_SVE)
+    if (kernel == NP_FL_F32_SVE && (getauxval(AT_HWCAP) & HWCAP_SVE))
+        kernels[kernel].ops = 2 * sve_lanes(); /* the same value from every thread */
+#endif
+    return &kernels[kernel];
 }
 
 /* ------------------------------------------------------------------ what this CPU runs */
@@ -109,8 +135,14 @@ int np_fl_supported(int kernel)
         return -ENOTSUP;
     }
 #elif defined(__aarch64__)
-    /* NEON and the scalar FMA are part of AArch64. */
-    return kernel == NP_FL_F32_NEON || kernel == NP_FL_F32_SCALAR ? 0 : -ENOTSUP;
+    /* NEON and the scalar FMA are part of AArch64; SVE is optional. */
+    if (kernel == NP_FL_F32_NEON || kernel == NP_FL_F32_SCALAR)
+        return 0;
+#if defined(NP_HAVE_SVE)
+    if (kernel == NP_FL_F32_SVE)
+        return getauxval(AT_HWCAP) & HWCAP_SVE ? 0 : -ENOTSUP;
+#endif
+    return -ENOTSUP;
 #else
     return -ENOTSUP;
 #endif
@@ -348,6 +380,29 @@ static double f32_neon(uint64_t iters, const float *xy)
 }
 #endif
 
+#if defined(NP_HAVE_SVE)
+#pragma GCC push_options
+#pragma GCC target("+sve")
+/* SVE registers cannot form an array: twelve named accumulators. */
+#define SVE_EACH(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+static double f32_sve(uint64_t iters, const float *xy)
+{
+    svbool_t pg = svptrue_b32();
+    svfloat32_t x = svdup_f32(xy[0]), y = svdup_f32(xy[1]);
+#define SVE_INIT(k) svfloat32_t a##k = svdup_f32(xy[2] + (float)k);
+#define SVE_FMA(k) a##k = svmad_f32_x(pg, a##k, x, y);
+#define SVE_SUM(k) s = svadd_f32_x(pg, s, a##k);
+    SVE_EACH(SVE_INIT)
+    for (uint64_t i = 0; i < iters; i++) {
+        SVE_EACH(SVE_FMA)
+    }
+    svfloat32_t s = svdup_f32(0);
+    SVE_EACH(SVE_SUM)
+    return svaddv_f32(pg, s);
+}
+#pragma GCC pop_options
+#endif
+
 double np_fl_pass(int kernel, uint64_t iters, const float *xy)
 {
     switch (kernel) {
@@ -374,6 +429,10 @@ double np_fl_pass(int kernel, uint64_t iters, const float *xy)
 #if defined(__aarch64__)
     case NP_FL_F32_NEON:
         return f32_neon(iters, xy);
+#endif
+#if defined(NP_HAVE_SVE)
+    case NP_FL_F32_SVE:
+        return f32_sve(iters, xy);
 #endif
     default:
         return 0;

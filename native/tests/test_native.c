@@ -8,11 +8,13 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -424,6 +426,53 @@ static void test_bw_kernel_table(void)
     CHECK(np_bw_kernel_info_get(NP_BW_NKERNELS) == NULL && np_bw_kernel_info_get(-1) == NULL);
 }
 
+/* The load generator ends by its deadline when nobody stops it, and when another thread sets
+ * its stop flag; a member reads its buffer or walks its chain (r holds a chain in its first
+ * half and a buffer in its second). */
+struct stopper {
+    volatile int *stop;
+};
+static void *stop_soon(void *p)
+{
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    __atomic_store_n(((struct stopper *)p)->stop, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_load_generator(np_region *r, const int *cpus, int n)
+{
+    volatile int stop = 0;
+    void *chains[2] = {NULL, r->addr};
+    double *bufs[2] = {(double *)((char *)r->addr + r->length / 2), NULL};
+    uint64_t bytes[2] = {0, 0};
+    uint64_t hz = 1000000; /* a lower bound of the counter's rate: 1 ms or more */
+    np_load_args g = {.bufs = bufs, .n = r->length / 2 / 8, .delay = 5, .chains = chains,
+                      .stop = &stop, .max_ticks = 20 * hz, .bytes = bytes};
+    CHECK(np_load_run(cpus, n, &g, NULL, NULL) == 0);
+    CHECK(g.t1 >= g.t0 + g.max_ticks && bytes[0] > 0 && bytes[0] % 512 == 0);
+    if (n > 1)
+        CHECK(bytes[1] > 0 && bytes[1] % (64 * NP_LOAD_CHASE_STEP) == 0);
+    /* Stopped from outside long before its (one hour at 1 GHz or more) deadline. */
+    g.max_ticks = (uint64_t)3600 * 1000000000u;
+    pthread_t t;
+    struct stopper sp = {.stop = &stop};
+    CHECK(pthread_create(&t, NULL, stop_soon, &sp) == 0);
+    CHECK(np_load_run(cpus, n, &g, NULL, NULL) == 0);
+    pthread_join(t, NULL);
+    CHECK(stop == 1 && g.t1 > g.t0 && bytes[0] > 0);
+    /* Refused: no stop flag, no deadline, a traffic member without a buffer. */
+    g.stop = NULL;
+    CHECK(np_load_run(cpus, n, &g, NULL, NULL) == -EINVAL);
+    g.stop = &stop;
+    g.max_ticks = 0;
+    CHECK(np_load_run(cpus, n, &g, NULL, NULL) == -EINVAL);
+    g.max_ticks = 1;
+    g.chains = NULL;
+    bufs[1] = NULL;
+    CHECK(np_load_run(cpus, 2, &g, NULL, NULL) == -EINVAL);
+}
+
 static void test_c2c_and_loaded(void)
 {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -462,6 +511,7 @@ static void test_c2c_and_loaded(void)
     CHECK(f.call != NULL && strcmp(f.call, "sched_setaffinity") == 0 && f.cpu == 100000);
     la.loads = 31;
     CHECK(np_loaded_run(cpus, 1, &la, NULL, NULL) == -EINVAL);
+    test_load_generator(&r, cpus, ncpu > 1 ? 2 : 1);
     np_mem_unmap(&r);
 }
 
@@ -491,7 +541,7 @@ static void test_flops(void)
         CHECK(np_fl_ops(k, iters) == iters * (uint64_t)info->ops *
               (k == NP_FL_CLOCK ? 100u : (uint64_t)info->instructions));
         if (k == NP_FL_F32_SCALAR || k == NP_FL_F32_AVX2 || k == NP_FL_F32_AVX512 ||
-            k == NP_FL_F32_NEON) {
+            k == NP_FL_F32_NEON || k == NP_FL_F32_SVE) {
             float sum = 0; /* each lane: a <- fma(a, x, y), from 1 + k; summed in order */
             for (int acc = 0; acc < 12; acc++) {
                 float a = xy[2] + (float)acc;
@@ -501,7 +551,8 @@ static void test_flops(void)
             }
             double got = np_fl_pass(k, iters, xy);
             double want = k == NP_FL_F32_SCALAR ? 0 : k == NP_FL_F32_AVX2 ? 2.0 * sum
-                          : k == NP_FL_F32_AVX512 ? 16.0 * sum : 4.0 * sum;
+                          : k == NP_FL_F32_AVX512 ? 16.0 * sum
+                          : k == NP_FL_F32_SVE ? info->ops / 2 * (double)sum : 4.0 * sum;
             if (k == NP_FL_F32_SCALAR) { /* a double sum of the twelve */
                 for (int acc = 0; acc < 12; acc++) {
                     float a = xy[2] + (float)acc;

@@ -457,6 +457,71 @@ def loaded_run(cpus, size_t chain, uint64_t loads, int samples, bufs=(), size_t 
         free(b)
 
 
+cdef class StopFlag:
+    """A flag that ends a load_run() from another thread (set() is safe while it runs)."""
+    cdef volatile int flag
+
+    def set(self):
+        self.flag = 1
+
+    def clear(self):
+        self.flag = 0
+
+    @property
+    def is_set(self):
+        return self.flag != 0
+
+
+def load_run(cpus, StopFlag stop, uint64_t max_ticks, bufs=None, size_t n=0, uint64_t delay=0,
+             chains=None):
+    """The load generator (loaded.c): thread i, on cpus[i], reads bufs[i] (the address of n
+    doubles) with `delay` spins between 512-byte blocks, or walks chains[i] (a chain's
+    address, where chains is given and chains[i] is not None), until stop.set() or
+    max_ticks counter ticks. Call it from a thread of its own: it releases the GIL. Returns
+    (bytes per thread, ticks it ran, CPUs the threads ran on)."""
+    cdef int nt = len(cpus)
+    bufs = list(bufs) if bufs is not None else [None] * nt
+    chains = list(chains) if chains is not None else [None] * nt
+    if nt < 1 or len(bufs) != nt or len(chains) != nt:
+        raise ValueError("load_run needs one buffer or chain per CPU")
+    if max_ticks == 0:
+        raise ValueError("max_ticks must be positive")
+    cdef int *cpu_arr = _int_array(cpus)
+    cdef int *ran_on = _int_array([-1] * nt)
+    cdef uint64_t *nbytes = <uint64_t *>calloc(nt, sizeof(uint64_t))
+    cdef double **b = <double **>calloc(nt, sizeof(double *))
+    cdef void **ch = <void **>calloc(nt, sizeof(void *))
+    cdef c.np_load_args args
+    cdef c.np_failure failed
+    cdef int rc
+    try:
+        if nbytes == NULL or b == NULL or ch == NULL:
+            raise MemoryError()
+        for i in range(nt):
+            b[i] = <double *><size_t>bufs[i] if bufs[i] is not None else NULL
+            ch[i] = <void *><size_t>chains[i] if chains[i] is not None else NULL
+        args.bufs = b
+        args.n = n
+        args.delay = delay
+        args.chains = ch
+        args.stop = &stop.flag
+        args.max_ticks = max_ticks
+        args.bytes = nbytes
+        args.t0 = args.t1 = 0
+        args.sink = 0
+        with nogil:
+            rc = c.np_load_run(cpu_arr, nt, &args, ran_on, &failed)
+        check_team(rc, "load_run", &failed)
+        return ([nbytes[i] for i in range(nt)], args.t1 - args.t0,
+                [ran_on[i] for i in range(nt)])
+    finally:
+        free(cpu_arr)
+        free(ran_on)
+        free(nbytes)
+        free(b)
+        free(ch)
+
+
 def bw_run(cpus, str kernel, str isa, size_t n, a, b=None, cc=None, int reps=5, bint warmup=True):
     """Runs a bandwidth kernel on every CPU at once, `reps` times (after one warm-up pass
     unless warmup=False); thread i works on the arrays at addresses a[i], b[i], cc[i] of n

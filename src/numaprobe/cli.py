@@ -313,6 +313,27 @@ def _number(lo: float, hi: float, unit: str = "", *, above: bool = False):
     return convert
 
 
+def _seconds(lo: float, hi: float):
+    """An argparse type: a time from lo to hi seconds, as seconds (600, 600s) or with a unit
+    (10m, 1.5h)."""
+    import math
+    scale = {"s": 1, "m": 60, "h": 3600}
+
+    def convert(text: str) -> float:
+        t = text.strip().lower()
+        k = scale.get(t[-1:], None)
+        try:
+            x = float(t[:-1] if k else t) * (k or 1)
+        except ValueError:
+            x = math.nan
+        if not math.isfinite(x) or not lo <= x <= hi:
+            raise argparse.ArgumentTypeError(f"expected a time from {lo:g} s to {hi / 3600:g} h "
+                                             f"(600, 600s, 10m or 1h), got {_short(text)!r}")
+        return x
+    convert.__name__ = "time"
+    return convert
+
+
 def _text(what: str):
     """An argparse type: text that is not empty (``-C ''`` must not mean 'unbound')."""
     def convert(text: str) -> str:
@@ -469,9 +490,9 @@ def _workload(args, kind, fn, topo) -> int:
         doc = fn()
     except (driver.WorkerFailed, driver.Interrupted) as e:
         doc = e.document
-        measured = doc is not None and bool(doc["layouts"])
+        measured = doc is not None and bool(doc.get("layouts") or doc.get("steps"))
         if measured:
-            warnings = doc.pop("warnings")
+            warnings = doc.pop("warnings", [])
             _finish(args, kind, doc, warnings=warnings, topo=topo)
         if isinstance(e, driver.Interrupted):
             _say("numaprobe: interrupted; what was measured is above" if measured
@@ -567,6 +588,7 @@ def cmd_compare(args) -> int:
     from . import compare, results
     docs = [results.load(f) for f in args.files]
     out = compare.compare(docs, args.files, min_effect=args.min_effect / 100, strict=args.strict,
+                          drift=args.drift / 100,
                           max_noise=args.max_noise / 100)
     warnings = out.pop("warnings")
     _finish(args, "compare", out, warnings=warnings)
@@ -671,6 +693,12 @@ def _engine_args(sp) -> None:
                     "in each op type; never compared: the profiler costs time), and each "
                     "layout's bound: its rates against the compute and memory ceilings of "
                     "its CPUs, measured then")
+    sp.add_argument("--perturb", action="store_true",
+                    help="after the measured rounds, each layout again while numaprobe's own "
+                    "load runs on the CPUs it leaves free: memory traffic (light, full) and a "
+                    "chase over the last-level cache, in rounds of their own; what each load "
+                    "costs says what bounds the layout (a layout that leaves no CPU free is "
+                    "not measured)")
     sp.add_argument("--allow-slow-precision", action="store_true",
                     help="run a precision this CPU has no units for (bf16 without AMX-BF16 or "
                     "AVX512-BF16): the engine runs it in f32 or emulates it")
@@ -682,7 +710,7 @@ def _engine_options(args) -> dict:
     return {"engines": [x.strip() for x in args.engines.split(",") if x.strip()],
             "precisions": [x.strip() for x in args.precision.split(",") if x.strip()],
             "allow_slow_precision": args.allow_slow_precision, "inputs": args.inputs,
-            "quantize": args.quantize, "profile": args.profile}
+            "quantize": args.quantize, "profile": args.profile, "perturb": args.perturb}
 
 
 def _model_args(sp) -> None:
@@ -897,8 +925,17 @@ def _add_sweep(sub) -> None:
                     help="latency bound for 'best for latency' (default: none)")
 
 
+def _goal(text: str) -> str:
+    """An argparse type: a tuning goal (tune.parse_goal), refused with the goals there are."""
+    from .workload.tune import parse_goal
+    try:
+        return parse_goal(text).name
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _add_tune(sub) -> None:
-    from .workload.tune import GOALS, LEVERS
+    from .workload.tune import LEVERS
     tu = _probe_parser(sub, "tune", cmd_tune, "from naive to best, one lever at a time",
                        "Start where a user starts (one process, the engine's defaults) and try "
                        f"one lever at a time ({', '.join(LEVERS)}), each against the best so far "
@@ -906,10 +943,14 @@ def _add_tune(sub) -> None:
                        "better for the goal. The winner is measured again against naive in "
                        "fresh rounds, and printed as a layout file and as launcher commands.")
     _model_args(tu)
-    tu.add_argument("--goal", choices=tuple(GOALS), default="throughput",
-                    help="throughput (closed loop) or latency (one instance at a time, p50)")
-    tu.add_argument("--budget", type=_number(10, 86400, " s"), default=600.0, metavar="S",
-                    help="seconds for the whole ladder (default 600): sets each round's length")
+    tu.add_argument("--goal", type=_goal, default="throughput",
+                    help="throughput (closed loop), latency (one request at a time, p50), "
+                    "p99:Xms (one request at a time, p99; says whether the best meets X ms, "
+                    "e.g. p99:50ms) or rate:p99:Xms (the highest Poisson arrival rate whose "
+                    "p99 stays within X ms: MLPerf's Server scenario; about 5 x the time)")
+    tu.add_argument("--budget", type=_seconds(10, 86400), default=600.0, metavar="TIME",
+                    help="time for the whole ladder, in seconds or with a unit (10m, 1h; "
+                    "default 10m): sets each round's length")
     tu.add_argument("--from", dest="start", metavar="LAYOUT",
                     help="start from this layout instead of naive (as infer --layouts names one)")
     tu.add_argument("--engines", type=_text("engine names"), default="ort",
@@ -943,6 +984,11 @@ def _add_compare(sub) -> None:
     cmp.add_argument("files", nargs="+", metavar="RESULT.json")
     cmp.add_argument("--min-effect", type=_PCT, default=2.0, metavar="PCT",
                      help="smallest change called faster or slower (default 2 %%)")
+    cmp.add_argument("--drift", type=_PCT, default=7.5, metavar="PCT",
+                     help="how far a document's level may drift from another's on the same "
+                     "machine (sd, beyond its rounds' spread), allowed for in every interval "
+                     "(default 7.5 %%: separate identical runs on this project's VMs; a quiet "
+                     "machine drifts less, and bench/aa.py measures yours; 0 assumes none)")
     cmp.add_argument("--max-noise", type=_NOISE_PCT, default=5.0, metavar="PCT",
                      help="a figure whose window saw more foreign or stolen CPU time than this "
                      "gets 'noisy: rerun' instead of a verdict (default 5 %%)")

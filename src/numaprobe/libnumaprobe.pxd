@@ -126,6 +126,18 @@ cdef extern from "numaprobe/numaprobe.h" nogil:
         double sink
     int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on,
                       np_failure *failed)
+    ctypedef struct np_load_args:
+        double **bufs
+        size_t n
+        uint64_t delay
+        void **chains
+        volatile int *stop
+        uint64_t max_ticks
+        uint64_t *bytes
+        uint64_t t0, t1
+        double sink
+    int np_load_run(const int *cpus, int n, np_load_args *args, int *ran_on,
+                    np_failure *failed)
 
     # c2c.c
     int np_c2c_run(int cpu_a, int cpu_b, void *line, uint64_t rounds, uint64_t *ticks,

@@ -511,16 +511,19 @@ UNPAIRED_CAVEAT = ("rounds of two different documents: drift of the machine slow
 
 
 def unpaired_ratio(a_rounds, b_rounds, *, higher_is_better: bool, confidence: float = 0.95,
-                   family: int = 1) -> RoundComparison:
+                   family: int = 1, drift_sd: float = 0.0) -> RoundComparison:
     """B against A from rounds of two different documents (A's rounds ran, then B's): the
     ratio of the geometric means, a Welch t interval and two-sided Welch t test on the log
     values (Welch-Satterthwaite df), mde from the Welch standard error as in paired_ratio.
 
-    It cannot see drift slower than a document: whatever moved the machine between the two
-    runs (another hour, a reboot, a neighbour, thermal state) is inside the ratio and not in
-    the interval, which only knows the spread between rounds within each document. The
-    result's ``caveat`` says so; prefer paired_ratio over layouts interleaved in one document.
-    With fewer than MIN_ROUNDS (3) rounds on a side the verdict is "not established"."""
+    The rounds cannot see drift slower than a document: whatever moved the machine between
+    the two runs (another hour, a reboot, a neighbour, thermal state) is inside the ratio and
+    not in their spread. ``drift_sd`` is that drift as a known variance component: each
+    document's level is off by a log-normal factor of this sd, so the difference of the two
+    gets 2 x drift_sd^2 beside the rounds' variance (known, so it adds no degrees of
+    freedom). 0 assumes no drift. The result's ``caveat`` says what is assumed; prefer
+    paired_ratio over layouts interleaved in one document. With fewer than MIN_ROUNDS (3)
+    rounds on a side the verdict is "not established"."""
     alpha = _alpha(confidence)
     la, lb = _log_rounds(a_rounds, "A"), _log_rounds(b_rounds, "B")
     if min(la.size, lb.size) < MIN_ROUNDS:
@@ -530,10 +533,13 @@ def unpaired_ratio(a_rounds, b_rounds, *, higher_is_better: bool, confidence: fl
     if va == vb == 0.0:
         return _not_established(la, lb, False, higher_is_better, confidence, UNPAIRED_CAVEAT,
                                 reason=ZERO_SPREAD)
+    if not (isinstance(drift_sd, (int, float)) and 0 <= drift_sd < 1):
+        raise ValueError(f"drift_sd must be a fraction from 0 to 1, got {drift_sd!r}")
     mean = float(lb.mean() - la.mean())
-    se2 = va / na + vb / nb
+    rounds2 = va / na + vb / nb
+    se2 = rounds2 + 2 * drift_sd ** 2
     se = math.sqrt(se2)
-    if se2 > 0:
+    if rounds2 > 0:
         df = se2 ** 2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
     else:
         df = float(na + nb - 2)
@@ -544,11 +550,18 @@ def unpaired_ratio(a_rounds, b_rounds, *, higher_is_better: bool, confidence: fl
     mde = _mde_fraction(se, df, alpha / max(family, 1), 0.8, 0.0)
     basis = (f"{na} rounds of A and {nb} of B from different documents: ratio of geometric "
              f"means, {100 * confidence:g} % Welch t interval and test on the logs "
-             f"(df {df:.1f}, between-round sd {100 * sd:.2g} %)")
+             f"(df {df:.1f}, between-round sd {100 * sd:.2g} %"
+             + (f", plus a drift between documents of sd {100 * drift_sd:.2g} %)" if drift_sd
+                else ")"))
+    caveat = (UNPAIRED_CAVEAT if not drift_sd else
+              f"rounds of two different documents: the interval allows for a drift of the "
+              f"machine between them of sd {100 * drift_sd:.2g} % (--drift); a larger one (a "
+              f"reboot, a neighbour) reads as an effect; pair the layouts in one document "
+              f"where it matters")
     return RoundComparison(ratio=math.exp(mean), ci=ci, p_value=_t_p(mean, se, df),
                            n=min(na, nb), paired=False, mde=mde, basis=basis,
                            higher_is_better=higher_is_better, confidence=confidence,
-                           sd_log=sd, test="Welch t", n_a=na, n_b=nb, caveat=UNPAIRED_CAVEAT)
+                           sd_log=sd, test="Welch t", n_a=na, n_b=nb, caveat=caveat)
 
 
 def holm(p_values, alpha: float = 0.05) -> list[bool]:

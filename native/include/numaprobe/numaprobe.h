@@ -269,6 +269,24 @@ typedef struct np_loaded_args {
 int np_loaded_run(const int *cpus, int n, np_loaded_args *args, int *ran_on,
                   np_failure *failed);
 
+/* A load generator beside a workload (infer --perturb): member i reads bufs[i] like the
+ * traffic threads above, or walks chains[i] (where chains is given and chains[i] is not
+ * NULL: pressure on a cache), from the first barrier until *stop is set by the caller's
+ * other thread or max_ticks pass. bytes[i]: bytes read (a walked line counts 64). */
+#define NP_LOAD_CHASE_STEP 4096 /* loads between two looks at the stop flag */
+typedef struct np_load_args {
+    double **bufs;       /* [n] traffic buffers (NULL where that member walks a chain)   */
+    size_t n;            /* doubles per traffic buffer (multiple of 64)                  */
+    uint64_t delay;      /* spin iterations between 512-byte read blocks (0: full speed) */
+    void **chains;       /* [n] chains built by np_chase_build, or NULL: all traffic     */
+    volatile int *stop;  /* the caller sets *stop = 1 to end the run                     */
+    uint64_t max_ticks;  /* the run ends by itself after this many counter ticks         */
+    uint64_t *bytes;     /* [n] out                                                      */
+    uint64_t t0, t1;     /* out: counter ticks at the start and at the end               */
+    double sink;
+} np_load_args;
+int np_load_run(const int *cpus, int n, np_load_args *args, int *ran_on, np_failure *failed);
+
 /* ---------------------------------------------------------------- c2c.c */
 
 /* Bounces the cache line at `line` between CPUs a and b `rounds` times (compare-and-swap);
@@ -293,7 +311,8 @@ enum np_fl_kernel {
     NP_FL_BF16_AMX = 7,     /* tdpbf16ps (AMX-BF16)                              */
     NP_FL_INT8_AMX = 8,     /* tdpbusd (AMX-INT8)                                */
     NP_FL_F32_NEON = 9,     /* fmla v.4s (AArch64)                               */
-    NP_FL_NKERNELS = 10,
+    NP_FL_F32_SVE = 10,     /* fmla z.s (AArch64 SVE, where the compiler has it) */
+    NP_FL_NKERNELS = 11,
 };
 /* One entry of the kernel table, the one list of compute kernels. */
 typedef struct np_fl_kernel_info {

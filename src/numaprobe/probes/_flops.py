@@ -2,7 +2,8 @@
 usable core at once, and the core clock that implies.
 
 Kernels (flops.c): fp32 FMA scalar, AVX2 and AVX-512; bf16 dot products (AVX512-BF16); int8
-dot products (AVX-VNNI, AVX512-VNNI); AMX tiles (bf16, int8); NEON on AArch64. Each is a loop
+dot products (AVX-VNNI, AVX512-VNNI); AMX tiles (bf16, int8); NEON and SVE (as many lanes as
+the vector length, read at run time) on AArch64. Each is a loop
 of independent multiply-accumulates on registers, so it measures the unit's throughput, not
 memory. The ``clock`` kernel is a chain of dependent integer adds (one per cycle on every
 core numaprobe runs on): its rate is the core clock, measured with the same team of pinned
@@ -37,10 +38,10 @@ COMPUTE = tuple(k for k in KERNELS if k != "clock")
 NEEDS = {"f32_scalar": "fma", "f32_avx2": "avx2 and fma", "f32_avx512": "avx512f",
          "bf16_avx512": "avx512_bf16", "int8_avxvnni": "avx_vnni",
          "int8_avx512": "avx512_vnni", "bf16_amx": "amx_bf16", "int8_amx": "amx_int8",
-         "f32_neon": "asimd (AArch64)"}
+         "f32_neon": "asimd (AArch64)", "f32_sve": "sve (AArch64)"}
 # The architecture each kernel is for (the rest run on both); by default only this one's run.
-ARCH = {"f32_neon": "aarch64", **{k: "x86_64" for k in NEEDS if k not in (
-    "f32_scalar", "f32_neon")}}
+ARCH = {"f32_neon": "aarch64", "f32_sve": "aarch64", **{k: "x86_64" for k in NEEDS if k not in (
+    "f32_scalar", "f32_neon", "f32_sve")}}
 PASS_S = 0.02      # seconds per timed pass (sized from a short trial)
 REPS = 7
 

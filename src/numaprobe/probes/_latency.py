@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -391,6 +392,37 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
                 x <= mid for _, x in meds) else eff
         levels.append(Level(f"L{k + 1}", lat, eff, reported[k] if k < len(reported) else None))
     return levels
+
+
+FITS_AT = 0.5  # a working set whose chase costs under half of DRAM's stays (mostly) cached
+
+
+def fits_in_cache(nbytes: int, cpu: int, mem_node: int, topo: Topology, *,
+                  loads: int = 1 << 20, samples: int = 3) -> dict:
+    """Whether a working set of ``nbytes`` stays in the caches ``cpu`` can use, measured, not
+    read off the topology (a VM may report 300 MiB of L3 it cannot use): a chase over
+    ``nbytes`` against one over a size no cache holds (4 x the reported last-level cache, at
+    least 64 MiB), both in memory of ``mem_node``. It fits when its loads cost under FITS_AT
+    of DRAM's: most of them hit a cache. A working set over twice the reported cache cannot
+    fit and is not measured. Returns {"fits", "size", "ns", "dram_ns", "words"}."""
+    llc = C.llc_bytes(topo)
+    size = max(C.LINE * 64, int(nbytes) // C.CHAIN_STRIDE * C.CHAIN_STRIDE)
+    if size > 2 * llc:
+        return {"fits": False, "size": size, "ns": None, "dram_ns": None,
+                "words": f"{human_bytes(size)} exceed twice the {human_bytes(llc)} last-level "
+                         "cache reported"}
+    ref = max(4 * llc, 64 << 20)
+    got = {}
+    for n in (size, ref):
+        with placement.alloc(n, node=mem_node, topology=topo) as mem:
+            C.build_chain(mem, "tlb-local")
+            got[n] = statistics.median(_chase(cpu, mem, loads, samples))
+    ns, dram = got[size], got[ref]
+    fits = ns < FITS_AT * dram
+    return {"fits": fits, "size": size, "ns": ns, "dram_ns": dram,
+            "words": (f"a chase over {human_bytes(size)} costs {ns:.3g} ns a load against "
+                      f"{dram:.3g} ns from DRAM: " + ("they stay in cache" if fits else
+                                                       "they do not stay in cache"))}
 
 
 # ------------------------------------------------------------------------ the result kinds

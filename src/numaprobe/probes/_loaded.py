@@ -89,6 +89,78 @@ def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
                        traffic_cpus=tuple(traffic), points=tuple(points))
 
 
+class Background:
+    """numaprobe's load beside a workload (``infer --perturb``), from ``with`` to its end:
+    "traffic" reads memory of ``mem_node`` from each of ``cpus`` with ``delay`` spins
+    between 512-byte blocks (the loaded-latency readers above), each over a buffer of at
+    least twice the last-level cache it could hit; "cache" walks a chain of the last-level
+    cache's size from each CPU (pressure on that cache, little on DRAM). The kernel runs in
+    a thread of its own (its CPUs' threads are pinned by the team); after the block,
+    ``gbs`` is the bandwidth it took and ``seconds`` how long it ran. MAX_S ends it by
+    itself should the block never end (the thread is a daemon)."""
+    MAX_S = 3600.0
+
+    def __init__(self, cpus, mem_node: int, *, kind: str = "traffic", delay: int = 0,
+                 topology: Topology | None = None):
+        if kind not in ("traffic", "cache"):
+            raise UsageError(f"unknown load {kind!r}; loads: traffic, cache")
+        if not cpus:
+            raise UsageError("a background load needs at least one CPU")
+        self.topo = C.topology(topology)
+        self.cpus, self.mem_node, self.kind, self.delay = list(cpus), mem_node, kind, int(delay)
+        self.gbs = self.seconds = None
+        self._mem, self._thread, self._got, self._error = [], None, None, None
+        self._stop = _core.StopFlag()
+
+    def __enter__(self) -> "Background":
+        import threading
+        llc = C.llc_bytes(self.topo)
+        try:
+            if self.kind == "traffic":
+                per = max(64 << 20, -(-2 * llc // len(self.cpus)))
+                self._n = per // 512 * 64
+                self._mem = [placement.alloc(self._n * 8, node=self.mem_node,
+                                             topology=self.topo) for _ in self.cpus]
+                args = dict(bufs=[m.address for m in self._mem], n=self._n, delay=self.delay)
+            else:
+                self._mem = [placement.alloc(llc, node=self.mem_node, topology=self.topo)
+                             for _ in self.cpus]
+                for k, m in enumerate(self._mem):
+                    C.build_chain(m, "random", seed=k + 1)
+                args = dict(chains=[m.address for m in self._mem])
+        except BaseException:
+            self._free()
+            raise
+        clk = clock.get()
+        max_ticks = int(self.MAX_S * 1e9 * clk.ticks_per_ns)
+
+        def run():
+            try:
+                self._got = _core.load_run(self.cpus, self._stop, max_ticks, **args)
+            except BaseException as e:  # reported by __exit__
+                self._error = e
+        self._thread = threading.Thread(target=run, name="numaprobe-load", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._free()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+        if self._got is not None:
+            nbytes, ticks, _ = self._got
+            ns = clock.get().to_ns(ticks)
+            self.seconds = ns / 1e9
+            self.gbs = sum(nbytes) / ns if ns else 0.0
+
+    def _free(self) -> None:
+        for m in self._mem:
+            m.close()
+        self._mem = []
+
+
 # ------------------------------------------------------------------------ the result kind
 
 def _text(r: dict) -> str:

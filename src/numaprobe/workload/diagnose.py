@@ -71,3 +71,58 @@ def diagnose(run, topo: Topology) -> list[str]:
             out.append(f"{100 * miss / (hit + miss):.0f}% of the machine's page allocations "
                        "during the run missed their preferred node (numa_miss)")
     return out
+
+
+def bottleneck(d: dict) -> list[str]:
+    """What bounds a layout, from all that ``infer --profile --perturb`` measured of it (its
+    document entry ``d``): whether the perturbation confirms the roofline's bound, and which
+    op type takes the time. The roofline's and the perturbation's own words are in the entry
+    beside these; these lines say what the two together mean."""
+    out = []
+    roof = (d.get("roofline") or {}).get("bound")
+    p = d.get("perturbation") or {}
+    loads = {x["load"]: x for x in p.get("loads") or []}
+    traffic, cache = loads.get("traffic, full"), loads.get("cache")
+
+    def cost(x):
+        r = x["ratio"]
+        return (f"{x['load']} ({x['gbs']:.1f} GB/s) cost {100 * (1 - r[0]):.0f} % "
+                f"[{100 * (1 - r[2]):.0f}, {100 * (1 - r[1]):.0f}]")
+
+    def hurt(x):
+        return x is not None and x["verdict"] == "slower"
+
+    def unmoved(x):
+        return x is not None and x["verdict"] == "no significant change"
+
+    if roof and p.get("measured") and traffic:
+        if roof == "memory" and hurt(traffic):
+            out.append(f"memory-bound, and the perturbation confirms it: {cost(traffic)}")
+        elif roof == "memory" and unmoved(traffic):
+            out.append("the roofline says memory-bound, but memory traffic beside it changed "
+                       f"nothing measurable ({traffic['detail']}): the weights may be served "
+                       "from cache more than the bandwidth ceiling assumes")
+        elif roof == "compute" and unmoved(traffic):
+            out.append("compute-bound, and the perturbation agrees: memory traffic beside it "
+                       f"changed nothing measurable ({traffic['detail']})")
+        elif roof == "compute" and hurt(traffic):
+            out.append(f"the roofline says compute-bound, yet {cost(traffic)}: memory "
+                       "latency or bandwidth matters too (a mixed bound)")
+        elif roof == "neither" and hurt(traffic):
+            out.append(f"no ceiling is near, yet {cost(traffic)}: the time goes to memory "
+                       "accesses that do not stream (latency-bound), not to bandwidth")
+        elif roof == "neither" and unmoved(traffic) and not hurt(cache):
+            out.append("no ceiling is near and memory traffic changed nothing measurable: "
+                       "the time goes to overhead (synchronisation, small ops, the framework)")
+        if hurt(cache) and not hurt(traffic):
+            out.append(f"{cost(cache)}: its working set lives in the last-level cache")
+    elif p and not p.get("measured"):
+        out.append(f"perturbation: {p.get('why')}")
+    prof = d.get("profile") or {}
+    fams = sorted((prof.get("families") or {}).items(), key=lambda kv: -kv[1].get("share", 0))
+    if fams and fams[0][1].get("share", 0) >= 0.5:
+        name, f = fams[0]
+        rate = (f" at {f['ops_per_s'] / 1e9:.3g} G op/s" if f.get("ops_per_s") else "")
+        out.append(f"{name} takes {100 * f['share']:.0f} % of the kernel time{rate}: that op "
+                   "type is where a faster kernel, precision or layout pays")
+    return out

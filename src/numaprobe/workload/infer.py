@@ -32,7 +32,7 @@ from ..report import html as H, plots as P
 from ..topology import Topology, current as current_topology, human_bytes, memory_now, parse_list
 from ..words import ids, plural
 from . import driver, engines as _engines
-from .diagnose import diagnose
+from .diagnose import bottleneck, diagnose
 from .layout import Layout, asked_settings, combine, parse_layout
 from .layout import describe as describe_layout
 
@@ -213,11 +213,12 @@ def primary(mode: str) -> tuple[str, bool]:
 
 
 def versus_first(layouts: list[dict], mode: str, *, min_effect: float = stats.MIN_EFFECT_ROUNDS,
-                 max_noise: float = stats.MAX_NOISE) -> list[dict]:
+                 max_noise: float = stats.MAX_NOISE, key: str | None = None) -> list[dict]:
     """Each later layout against the first, over rounds paired by round number (the layouts
-    of a round ran back to back): ratio, interval, p-value and MDE of the primary figure;
+    of a round ran back to back): ratio, interval, p-value and MDE of the primary figure (or
+    of ``key``, another per-round figure: p90_ms, p99_ms, lower better, or rate, higher);
     Holm over the family of layouts decides which may be called faster or slower."""
-    key, higher = primary(mode)
+    key, higher = primary(mode) if key is None else (key, key in ("throughput", "rate"))
     base, comps = layouts[0], []
     for d in layouts[1:]:
         # Rounds pair by number; a round where either side measured nothing (a worker that
@@ -238,7 +239,7 @@ def versus_first(layouts: list[dict], mode: str, *, min_effect: float = stats.MI
         worst = [max((r["noise"] for r in x["rounds"] if r["noise"] is not None), default=None)
                  for x in (base, d)]
         v = stats.verdict(c, rejected=rej, min_effect=min_effect, noise=worst, max_noise=max_noise)
-        name = "throughput_ratio" if key == "throughput" else "p50_ratio"
+        name = "throughput_ratio" if key == "throughput" else f"{key.split('_')[0]}_ratio"
         finite = [x if np.isfinite(x) else None for x in (c.ratio, *c.ci)]  # JSON has no NaN
         out.append({name: finite, "verdict": v.word, "detail": v.detail,
                     "figure": key, "comparison": c.to_dict()})
@@ -253,7 +254,7 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
               force: bool = False, engines=(_engines.DEFAULT_ENGINE,),
               precisions=(_engines.DEFAULT_PRECISION,), allow_slow_precision: bool = False,
               inputs: str | None = None, quantize: str = "static",
-              profile: bool = False) -> dict:
+              profile: bool = False, perturb: bool = False) -> dict:
     """Runs every layout under every engine x precision (layout.combine: the first layout's
     first combination is the baseline) ``rounds`` times, interleaved, each round with fresh
     workers, and returns the result document. With ``target_effect`` (a fraction) it keeps adding rounds,
@@ -269,7 +270,10 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
     ``profile``: after the measured rounds, one more pass per layout (PROFILE_S, at most
     ``duration``) with the engine's profiler on, one inference at a time per instance: where
     the time goes, by kernel (its figures are never compared: the profiler costs time).
-    On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
+    ``perturb``: after that, each layout again under numaprobe's own loads on the CPUs it
+    leaves free (perturb.py: memory traffic, cache pressure), in rounds of their own: what
+    each load costs it says what bounds it. On a failure or Ctrl-C the exception carries ``document`` with what was measured."""
+    from . import perturb as _perturb  # the load generator: native code, loaded when run
     topo = current_topology(topology)
     if not isinstance(layouts, (list, tuple)) or not layouts or not all(
             isinstance(l, Layout) for l in layouts):
@@ -303,9 +307,14 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         variants["int8"] = int8["path"]
     limit = max(rounds, max_rounds or 0) if target_effect else rounds
     per_run = duration * max((len(l.instances) if mode == "single" else 1) for l in layouts)
-    bar = Progress(rounds * sum(per_run + 3 for _ in layouts), "infer", progress, seconds=True)
+    extra = len(layouts) * ((min(duration, PROFILE_S) + 3 if profile else 0) + (
+        _perturb.ROUNDS * (1 + len(_perturb.LOADS)) * (min(duration, _perturb.PERTURB_S) + 3)
+        if perturb else 0))
+    bar = Progress(rounds * sum(per_run + 3 for _ in layouts) + extra, "infer", progress,
+                   seconds=True)
     runs: dict[int, list] = {k: [] for k in range(len(layouts))}
     profiles: dict[int, driver.LayoutRun] = {}
+    perturbed: dict[int, dict] = {}
     error, done, why = None, 0, f"the {rounds} round(s) asked for"
     try:
         while done < limit:
@@ -337,6 +346,12 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                 warmup=warmup, dims=dims, seed=seed, topology=topo, check_accuracy=False,
                 variants=variants, inputs=inputs, profile=True,
                 progress=lambda what, frac: bar.update(f"profiling pass: {what}"))
+        for k, layout in enumerate(layouts) if perturb else ():
+            perturbed[k] = _perturb.perturb(
+                model_ref.path, layout, topo, duration=min(duration, _perturb.PERTURB_S),
+                warmup=warmup, dims=dims, seed=seed, variants=variants, inputs=inputs,
+                progress=lambda what, name=layout.name: bar.update(
+                    f"perturbation, {name}: {what}"))
     except (driver.WorkerFailed, KeyboardInterrupt) as e:
         # A Ctrl-C that came between two layouts, not inside the driver, stops the run alike.
         error = e if isinstance(e, (driver.WorkerFailed, driver.Interrupted)) else (
@@ -359,6 +374,10 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         d = next((d for d in doc["layouts"] if d["layout"]["name"] == name), None)
         if d is not None:
             d["profile"] = profile_summary(pass_, work)
+    for k, p in perturbed.items():
+        d = next((d for d in doc["layouts"] if d["layout"]["name"] == layouts[k].name), None)
+        if d is not None:
+            d["perturbation"] = p
     if work is not None:
         doc["cost"] = work
         for d in doc["layouts"]:
@@ -368,6 +387,9 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                              if per_s else None)
     if profile and error is None:
         _bounds(doc, work, topo)
+    if (profile or perturb) and error is None:
+        for d in doc["layouts"]:
+            d["bottleneck"] = bottleneck(d)
     hint = _engines.idle_units_hint(topo, list(dict.fromkeys(
         (i.to_dict()["engine"], i.to_dict()["precision"]) for l in layouts for i in l.instances)))
     doc["warnings"] = (left_out + doc["warnings"] + ([hint] if hint else [])
@@ -620,6 +642,26 @@ def int8_line(r: dict) -> str | None:
                   f"f32), calibration: {q['calibration']}")
 
 
+def analysis_lines(d: dict) -> list[str]:
+    """Why a layout ran as it did, from what infer measured beyond the rounds: its work, its
+    counters, the profile, the roofline's bound, the perturbation and what they mean
+    together (diagnose.bottleneck); the text table and the HTML report show the same."""
+    out = []
+    if d.get("achieved"):
+        out.append(f"work: {achieved_words(d['achieved'])}")
+    if d.get("counters"):
+        out.append(f"counters {counters_words(d['counters'])}")
+    if d.get("profile"):
+        out.append(profile_words(d["profile"]))
+    if d.get("roofline"):
+        out.append(f"bound: {d['roofline']['words']}")
+    p = d.get("perturbation")
+    if p and p.get("measured"):
+        out.append(f"perturbation ({p['rounds']} rounds, not compared): {p['words']}")
+    out += [f"so: {x}" for x in d.get("bottleneck") or []]
+    return out
+
+
 def settings_lines(d: dict) -> list[str]:
     """A layout's engine settings as they resolved ("ran: ..."; what was asked where nothing
     resolved, as in a run that failed) and its accuracy against f32, one line each. A
@@ -685,17 +727,8 @@ def table(doc: dict) -> str:
                 pct.append(f"{key} {lat[key]['ms']:.3g}{mark} "
                            f"({lat[key]['ci'][0]:.3g}-{lat[key]['ci'][1]:.3g})")
         lines.append("    ms: " + "  ".join(pct))
-        if d.get("achieved"):
-            lines.append(f"    work: {achieved_words(d['achieved'])}")
-        if d.get("counters"):
-            lines += textwrap.wrap(f"counters {counters_words(d['counters'])}", 79,
-                                   initial_indent="    ", subsequent_indent="      ")
-        if d.get("profile"):
-            lines += textwrap.wrap(profile_words(d["profile"]), 79, initial_indent="    ",
-                                   subsequent_indent="      ")
-        if d.get("roofline"):
-            lines += textwrap.wrap(f"bound: {d['roofline']['words']}", 79,
-                                   initial_indent="    ", subsequent_indent="      ")
+        for text in analysis_lines(d):
+            lines += textwrap.wrap(text, 79, initial_indent="    ", subsequent_indent="      ")
         for text in settings_lines(d):
             lines += textwrap.wrap(text, 79, initial_indent="    ", subsequent_indent="      ")
         if vs.get("verdict"):
@@ -938,8 +971,8 @@ def _html_infer(r: dict, kind: str) -> str:
     out.append("<h4>layouts and diagnoses</h4>")
     for d in r.get("layouts") or []:
         desc = describe_layout(d["layout"]).split(": ", 1)[1]
-        items = "".join(f"<li>{H.e(x)}</li>" for x in settings_lines(d) + (
-            d.get("diagnoses") or []))
+        items = "".join(f"<li>{H.e(x)}</li>" for x in settings_lines(d) + analysis_lines(d)
+                        + (d.get("diagnoses") or []))
         if d.get("failures"):
             items += f"<li><b>failed:</b> {H.e('; '.join(d['failures']))}</li>"
         out.append(f"<p><b>{H.e(d['layout']['name'])}</b>: {H.e(desc)}</p>"

@@ -5,10 +5,12 @@ cost.py, x its throughput) against the compute ceiling of its CPUs for the preci
 engine computed in (numaprobe flops: the fastest kernel of that precision this CPU has, one
 thread per core of the instance, all at once), and the weight bytes per second it read
 against the read bandwidth of the level its weights live in: the DRAM of its memory node
-when the weights exceed the last-level cache (as the topology reports it), that cache when
-they fit (the bandwidth kernel at the weights' size). A share of a ceiling at or above
-``BOUND_AT`` names the bound; below it on both, the time goes elsewhere (synchronisation,
-small ops, the framework), and the words say so.
+when they do not stay in the last-level cache, that cache when they do (the bandwidth kernel
+at the weights' size). Whether they stay is measured (probes/_latency.fits_in_cache: a chase
+over the weights of every instance sharing that cache against one from DRAM), not read off
+the cache size the topology reports. A share of a ceiling at or above ``BOUND_AT`` names
+the bound; below it on both, the time goes elsewhere (synchronisation, small ops, the
+framework), and the words say so.
 """
 from __future__ import annotations
 
@@ -19,22 +21,23 @@ __all__ = ["BOUND_AT", "KERNELS_FOR", "ceilings", "verdict"]
 
 BOUND_AT = 0.5
 # The compute kernels for each precision, fastest first (probes/_flops.py).
-KERNELS_FOR = {"f32": ("f32_avx512", "f32_avx2", "f32_neon", "f32_scalar"),
+KERNELS_FOR = {"f32": ("f32_avx512", "f32_avx2", "f32_sve", "f32_neon", "f32_scalar"),
                "bf16": ("bf16_amx", "bf16_avx512"),
                "int8": ("int8_amx", "int8_avx512", "int8_avxvnni")}
 _NAMES = {"f32_avx512": "AVX-512 fp32", "f32_avx2": "AVX2 fp32", "f32_neon": "NEON fp32",
+          "f32_sve": "SVE fp32",
           "f32_scalar": "scalar fp32", "bf16_amx": "AMX bf16", "bf16_avx512": "AVX512-BF16",
           "int8_amx": "AMX int8", "int8_avx512": "AVX512-VNNI int8",
           "int8_avxvnni": "AVX-VNNI int8"}
 
 
-def _llc(topo: Topology) -> int | None:
-    """The largest cache of the last level the topology reports (None: it reports none)."""
-    sized = [c for c in topo.caches if c.size]
-    if not sized:
-        return None
-    top = max(c.level for c in sized)
-    return max(c.size for c in sized if c.level == top)
+def _sharing(layout: dict, cpu: int, topo: Topology) -> int:
+    """How many of the layout's instances run on the last-level cache that ``cpu`` uses
+    (each holds its own copy of the weights there)."""
+    from ..probes import _common as C
+    group = next((set(g) for g, _ in C.llc_groups(topo) if cpu in g), {cpu})
+    return max(1, sum(1 for i in layout["instances"] if parse_list(i["cpus"])
+                      and parse_list(i["cpus"])[0] in group))
 
 
 def ceilings(layout: dict, precision: str, weight_bytes: float, topo: Topology,
@@ -42,7 +45,7 @@ def ceilings(layout: dict, precision: str, weight_bytes: float, topo: Topology,
     """The ceilings for a layout's first instance (layouts are symmetric), measured once per
     CPU set, node and precision (``cache``)."""
     from .. import _core
-    from ..probes import _bandwidth, _flops
+    from ..probes import _bandwidth, _flops, _latency
     inst = layout["instances"][0]
     cpus = list(parse_list(inst["cpus"]))
     node = (parse_list(inst["nodes"])[0] if inst.get("nodes") and inst.get("policy")
@@ -62,19 +65,24 @@ def ceilings(layout: dict, precision: str, weight_bytes: float, topo: Topology,
     r = fl.results[kernel]
     out["compute"] = {"kernel": kernel, "name": _NAMES[kernel],
                       "ops_per_s": (r.all or r.one).median, "cores": r.cores}
-    llc = _llc(topo)
     team = list(fl.cpus) or cpus[:1]
-    if llc is not None and weight_bytes <= llc:
+    shared = _sharing(layout, cpus[0], topo)
+    total = weight_bytes * shared
+    key2 = ("fits", cpus[0], node, int(total))
+    if key2 not in cache:
+        cache[key2] = _latency.fits_in_cache(int(total), cpus[0], node, topo)
+    fit = cache[key2]
+    whose = (f"the weights ({human_bytes(weight_bytes)}"
+             + (f" x {shared} instances sharing the cache" if shared > 1 else "") + ")")
+    if fit["fits"]:
         size = max(64 << 10, int(weight_bytes / len(team)))
-        level = f"the last-level cache (weights {human_bytes(weight_bytes)} fit its " \
-                f"{human_bytes(llc)})"
+        level, why = "the last-level cache", f"{whose} stay in cache: {fit['words']}"
     else:
         size = None
-        level = (f"node {node}'s DRAM (weights {human_bytes(weight_bytes)}"
-                 + (f" exceed the {human_bytes(llc)} last-level cache)" if llc else ")"))
+        level, why = f"node {node}'s DRAM", f"{whose} do not stay in cache: {fit['words']}"
     bw = _bandwidth.run(team, [node] * len(team), "read", size=size, reps=3, topology=topo)
     out["memory"] = {"level": level, "bytes_per_s": bw.gbs.median * 1e9,
-                     "threads": len(team)}
+                     "threads": len(team), "why": why, "fit": fit}
     cache[key] = out
     return out
 
@@ -104,6 +112,8 @@ def verdict(d: dict, ceiling: dict) -> dict:
         bound, words = "neither", (f"neither: {100 * fc:.0f} % of compute ({c['name']}), "
                                    f"{100 * fm:.0f} % of bandwidth ({m['level']}); time goes "
                                    "to overhead (synchronisation, small ops, the framework)")
+    if bound == "memory" and m.get("why"):
+        words += f"; {m['why']}"
     if ceiling.get("compute_note"):
         words += f"; {ceiling['compute_note']}"
     return {"bound": bound, "compute_share": fc, "memory_share": fm,
