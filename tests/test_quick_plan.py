@@ -234,9 +234,17 @@ def test_quick_check_measures_its_plan(topo):
     for m in doc["bandwidth"].values():
         assert [(c["cpu_node"], c["mem_node"]) for c in m["cells"]] == list(p.bandwidth.cells)
         assert all(c["bytes_per_thread"] == p.bandwidth.bytes_per_thread for c in m["cells"])
+        # every bandwidth cell samples under the rule, at most twice its planned repetitions
+        assert m["stopping"]["target"] == 0.02
+        for c in m["cells"]:
+            assert c["ended_by"] in stats.ENDED_BY
+            assert 1 <= c["gbs"]["n"] <= Q.MOST * p.bandwidth.reps
     if p.c2c is not None:
         assert sorted((x["a"], x["b"]) for x in doc["c2c"]["pairs"]) == sorted(
             pair for pair, _ in p.c2c.pairs)
+        assert all(x["ended_by"] in stats.ENDED_BY and x["ns"]["n"] <= Q.MOST * p.c2c.samples
+                   for x in doc["c2c"]["pairs"])
+    assert doc["budget_s"] is None and doc["scale"] == 1.0
     doc = results.document("quick", {k: v for k, v in doc.items()
                                      if k not in ("warnings", "noise")}, topo=topo)
     results.validate(doc)
@@ -296,3 +304,86 @@ def test_sparse_bandwidth_and_c2c(topo):
         assert list(c.ns) == [(a, b)] and c.cpus == (a, b)
     with pytest.raises(UsageError, match="two different CPUs"):
         probes.c2c_matrix(pairs=[(0, 0)])
+
+
+def test_bandwidth_and_c2c_take_the_stopping_rule(topo):
+    m = probes.bandwidth_matrix("read", size=4 * MiB, cells=[(0, 0)], target_ci=0.5,
+                                budget=5.0)
+    (cell,) = m.cells.values()
+    assert cell.ended_by == "target" and cell.gbs.n >= stats.MEDIAN_CI_MIN_SAMPLES
+    d = m.to_dict()
+    assert d["stopping"] == {"target": 0.5, "max_samples": 100, "budget_s": 5.0}
+    assert d["cells"][0]["median_ci"] == list(median_interval(cell.gbs.samples))
+    fixed = probes.bandwidth_matrix("read", size=4 * MiB, reps=3, cells=[(0, 0)]).to_dict()
+    assert "stopping" not in fixed and "ended_by" not in fixed["cells"][0]
+    assert fixed["cells"][0]["gbs"]["n"] == 3
+    m = probes.bandwidth_matrix("read", size=4 * MiB, reps=4, cells=[(0, 0)], target_ci=1e-6)
+    assert next(iter(m.cells.values())).ended_by == "samples"
+    # a budget far below one repetition: one is drawn, and the budget ends it
+    m = probes.bandwidth_matrix("read", size=4 * MiB, cells=[(0, 0)], budget=1e-9)
+    assert next(iter(m.cells.values())).ended_by == "budget"
+    with pytest.raises(UsageError, match="target_ci must be a fraction"):
+        probes.bandwidth_matrix("read", size=4 * MiB, cells=[(0, 0)], target_ci=3)
+    if len(topo.usable_cpus) >= 2:
+        a, b = topo.usable_cpus[:2]
+        c = probes.c2c_matrix(pairs=[(a, b)], rounds=500, target_ci=0.5, budget=5.0)
+        assert c.ended_by == {(a, b): "target"} and c.ns[(a, b)].n >= stats.MEDIAN_CI_MIN_SAMPLES
+        d = c.to_dict()
+        assert d["pairs"][0]["ended_by"] == "target" and d["stopping"]["target"] == 0.5
+        plain = probes.c2c_matrix(pairs=[(a, b)], rounds=500, samples=2).to_dict()
+        assert "ended_by" not in plain["pairs"][0] and "stopping" not in plain
+
+
+def test_bandwidth_and_c2c_cli_take_target_and_budget(topo):
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "bandwidth", "--target-ci", "50",
+                        "--budget", "5", "--size", "4M", "--json", "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    results.validate(doc)
+    assert doc["result"]["cells"][0]["ended_by"] == "target"
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "bandwidth", "--peak", "--budget",
+                        "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--peak and --threads-sweep take --reps" in r.stderr
+    if len(topo.usable_cpus) >= 2:
+        r = subprocess.run([sys.executable, "-m", "numaprobe", "c2c", "--rounds", "500",
+                            "--target-ci", "50", "--json", "-q"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert all(p["ended_by"] in stats.ENDED_BY
+                   for p in json.loads(r.stdout)["result"]["pairs"])
+
+
+def test_the_quick_check_fits_a_budget_and_refuses_one_it_cannot(topo):
+    p = Q.plan(topo)
+    fixed, flexible = Q.fixed_seconds(p)
+    assert fixed > 0 and flexible > 0
+    est = p.estimate()["total"]["seconds"]
+    assert fixed + flexible == pytest.approx(est)
+    with pytest.raises(UsageError, match=r"below what this machine's quick check must spend"):
+        probes.quick_check(progress=False, budget=fixed / 2)
+    doc = probes.quick_check(progress=False, budget=fixed + flexible / 2)
+    assert doc["budget_s"] == pytest.approx(fixed + flexible / 2)
+    assert doc["scale"] == pytest.approx(0.5)
+    # the sampling time is half the plan's: each latency cell's budget with it
+    assert doc["latency"]["stopping"]["budget_s"] == pytest.approx(
+        0.5 * sum(p.latency.cell_seconds(p.rates).values()))
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "--budget", "0.001", "-q"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "below what this machine's quick check" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "--budget", "3", "clock"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--budget before a subcommand is the quick check's" in r.stderr
+
+
+@pytest.mark.parametrize("tree", ["epyc-2p-nps4", "two-socket-smt", "this-vm"])
+def test_the_budget_split_on_captured_trees(tree):
+    """What a --budget can scale and what it cannot, from the plan's counts: both positive,
+    and together the plan's estimate."""
+    topo = topology.read(Path(__file__).parent / "data" / "sysfs" / tree)
+    p = Q.plan(topo)
+    fixed, flexible = Q.fixed_seconds(p)
+    parts = Q.sampling_seconds(p)
+    assert set(parts) == {*p.bandwidth.kernels, "c2c"} and all(v > 0 for v in parts.values())
+    assert 0 < fixed and fixed + flexible == pytest.approx(p.estimate()["total"]["seconds"])

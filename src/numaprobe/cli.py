@@ -239,7 +239,7 @@ def cmd_quick(args) -> int:
         print(json.dumps(p.to_dict(), indent=1) if args.json else p.text())
         return 0
     doc = quick_check(topology=topo, progress=_progress(args), full=args.full,
-                      all_pairs=args.all_pairs)
+                      all_pairs=args.all_pairs, budget=args.quick_budget)
     warnings, noise = doc.pop("warnings"), doc.pop("noise")
     _finish(args, "quick", doc, warnings=warnings, noise=noise, topo=topo)
     _say(f"({doc['seconds']:.1f} s; subcommands: python -m numaprobe --help)")
@@ -402,20 +402,25 @@ def cmd_bandwidth(args) -> int:
     if args.peak and (args.threads or args.threads_sweep or cn or mn):
         raise _BadInput("numaprobe bandwidth: --peak runs every usable CPU on its own node; it "
                         "takes no --threads, --threads-sweep, --cpu-nodes or --mem-nodes")
+    target = None if args.target_ci is None else args.target_ci / 100
+    if (args.peak or args.threads_sweep) and (target is not None or args.budget is not None):
+        raise _BadInput("numaprobe bandwidth: --target-ci and --budget stop the cells of the "
+                        "bandwidth matrix; --peak and --threads-sweep take --reps")
+    reps = 10 if args.reps is None and (args.peak or args.threads_sweep) else args.reps
     if args.peak:
         return _probe(args, "bandwidth-peak", lambda: probes.peak_bandwidth(
-            args.kernel, isa=args.isa, size=args.size, reps=args.reps),
+            args.kernel, isa=args.isa, size=args.size, reps=reps),
             warnings=lambda r: [x for x in [r.gbs.warning("aggregate bandwidth")] if x])
     if args.threads_sweep:
         node = cn[0] if cn else 0
         return _probe(args, "bandwidth-threads", lambda: probes.threads_sweep(
             node, mn[0] if mn else node, args.kernel, isa=args.isa, size=args.size,
-            reps=args.reps, progress=_progress(args)),
+            reps=reps, progress=_progress(args)),
             result=lambda runs: {"cpu_node": node, "runs": [r.to_dict() for r in runs]},
             warnings=lambda runs: [])
     return _probe(args, "bandwidth", lambda: probes.bandwidth_matrix(
-        args.kernel, cn, mn, threads=args.threads, isa=args.isa, size=args.size, reps=args.reps,
-        progress=_progress(args)))
+        args.kernel, cn, mn, threads=args.threads, isa=args.isa, size=args.size, reps=reps,
+        target_ci=target, budget=args.budget, progress=_progress(args)))
 
 
 def cmd_loaded(args) -> int:
@@ -441,8 +446,10 @@ def cmd_c2c(args) -> int:
     from . import probes
     from .topology import read
     cpus = None if args.cpus in (None, "all") else _cpu_ids(args.cpus, read())
+    target = None if args.target_ci is None else args.target_ci / 100
     return _probe(args, "c2c", lambda: probes.c2c_matrix(
-        cpus, node=args.node, rounds=args.rounds, samples=args.samples, progress=_progress(args)))
+        cpus, node=args.node, rounds=args.rounds, samples=args.samples, target_ci=target,
+        budget=args.budget, progress=_progress(args)))
 
 
 def _dims(items) -> dict:
@@ -813,13 +820,19 @@ def _add_latency(sub) -> None:
     lt.add_argument("--samples", type=_whole(1, 10_000), metavar="N",
                     help="timed passes per cell, the figure being their median (default 5); "
                     "with --target-ci or --budget the most a cell takes (default 100)")
-    lt.add_argument("--target-ci", type=_number(0, 50, " %", above=True), metavar="PCT",
-                    help="sample each cell until the 95 %% interval of its median is within "
-                    "PCT %% of it (2 when only --budget is given)")
-    lt.add_argument("--budget", type=_number(0, 86_400, " s", above=True), metavar="S",
-                    help="seconds for the whole matrix, shared equally by its cells: a cell "
-                    "stops when its share is spent, if it has not reached --target-ci first")
+    _stopping_args(lt, "matrix", "cell")
     _repeat_arg(lt)
+
+
+def _stopping_args(sp, whole: str, cell: str) -> None:
+    """--target-ci and --budget: the stopping rule every probe takes (probes/_common.py)."""
+    sp.add_argument("--target-ci", type=_number(0, 50, " %", above=True), metavar="PCT",
+                    help=f"sample each {cell} until the 95 %% interval of its median is within "
+                    "PCT %% of it (2 when only --budget is given)")
+    sp.add_argument("--budget", type=_number(0, 86_400, " s", above=True), metavar="S",
+                    help=f"seconds for the whole {whole}, shared equally by its {cell}s: a "
+                    f"{cell} stops when its share is spent, if it has not reached --target-ci "
+                    "first")
 
 
 def _add_bandwidth(sub) -> None:
@@ -836,8 +849,10 @@ def _add_bandwidth(sub) -> None:
     bw.add_argument("--size", type=_bytes, help="bytes per array per thread "
                     "(default: 4 x the last-level cache, at least 256M, shared by the threads; "
                     "at least 16M each)")
-    bw.add_argument("--reps", type=_whole(1, 10_000), default=10, metavar="N",
-                    help="timed repetitions (samples) per cell")
+    bw.add_argument("--reps", type=_whole(1, 10_000), metavar="N",
+                    help="timed repetitions (samples) per cell (default 10); with --target-ci "
+                    "or --budget the most a cell takes (default 100)")
+    _stopping_args(bw, "matrix", "cell")
     bw.add_argument("--threads-sweep", action="store_true",
                     help="1, 2, ... all CPUs of the (first) CPU node: where bandwidth stops rising")
     bw.add_argument("--peak", action="store_true",
@@ -866,8 +881,10 @@ def _add_c2c(sub) -> None:
                     help="memory node holding the line (default: the first CPU's)")
     cc.add_argument("--rounds", type=_whole(1, 100_000_000), default=20000, metavar="N",
                     help="round trips of the line per sample")
-    cc.add_argument("--samples", type=_whole(1, 10_000), default=5, metavar="N",
-                    help="timed samples per pair; the figure is their median")
+    cc.add_argument("--samples", type=_whole(1, 10_000), metavar="N",
+                    help="timed samples per pair, the figure being their median (default 5); "
+                    "with --target-ci or --budget the most a pair takes (default 100)")
+    _stopping_args(cc, "matrix", "pair")
     _repeat_arg(cc)
 
 
@@ -1045,6 +1062,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print what the quick check would measure (cells, pairs, loads, bytes, "
                    "chains) and the time that implies at stated rates, and measure nothing; "
                    "NUMAPROBE_SYSFS_ROOT=tree plans for a captured machine")
+    p.add_argument("--budget", dest="quick_budget", type=_number(0, 3600, " s", above=True),
+                   metavar="S", help="seconds for the quick check: every cell's and pair's "
+                   "planned sampling time is scaled to fit (the clock, chains and arrays take "
+                   "what they take; --plan shows how much that is)")
     p.add_argument("--full", action="store_true",
                    help="measure every bandwidth cell, not one per SLIT distance class")
     p.add_argument("--all-pairs", action="store_true",
@@ -1090,6 +1111,9 @@ def main(argv=None) -> int:
         signal.signal(sig, _stop)
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "quick_budget", None) is not None and args.command_name != "quick":
+            raise _BadInput(f"numaprobe: --budget before a subcommand is the quick check's; "
+                            f"give it after '{args.command_name}'")
         _check_outputs(args)
         return args.func(args)
     except (UsageError, NotEnoughMemory) as e:

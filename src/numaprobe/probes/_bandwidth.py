@@ -20,7 +20,7 @@ from ..errors import UsageError
 from .. import _core, clock, placement
 from ..kinds import Figure, Kind, register
 from ..report import html as H, plots as P
-from ..stats import Summary, summarize
+from ..stats import Summary, median_interval, summarize
 from ..topology import Topology, format_list
 from ..words import plural
 from . import _common as C
@@ -59,6 +59,7 @@ class BandwidthResult:
     allocate_gbs: float     # write-allocate traffic on top (median), GB/s
     checksum_ok: bool
     isa_trials: dict = None  # isa="auto": GB/s of one trial pass of each width
+    ended_by: str | None = None  # with a stopping rule: what ended the sampling
 
     def to_dict(self) -> dict:
         d = {"kernel": self.kernel, "isa": self.isa, "cpus": list(self.cpus),
@@ -67,6 +68,9 @@ class BandwidthResult:
              "checksum_ok": self.checksum_ok}
         if self.isa_trials:
             d["isa_trials"] = dict(self.isa_trials)
+        if self.ended_by is not None:
+            ci = median_interval(self.gbs.samples) if self.gbs.samples else None
+            d["ended_by"], d["median_ci"] = self.ended_by, list(ci) if ci else None
         return d
 
 
@@ -89,8 +93,12 @@ def default_size(topo: Topology, threads: int) -> int:
 
 
 def run(cpus, mem_nodes, kernel: str = "read", *, isa: str = "auto", size: int | None = None,
-        reps: int = 10, topology: Topology | None = None) -> BandwidthResult:
-    """Runs ``kernel`` on ``cpus`` at once; thread i's arrays live on ``mem_nodes[i]``."""
+        reps: int = 10, topology: Topology | None = None, rule: C.Rule | None = None
+        ) -> BandwidthResult:
+    """Runs ``kernel`` on ``cpus`` at once, ``reps`` repetitions; thread i's arrays live on
+    ``mem_nodes[i]``. With a stopping ``rule`` (C.stopping_rule) one repetition at a time
+    until the median's interval is within its target or its budget is spent, ``rule.samples``
+    at most."""
     topo = C.topology(topology)
     k, isa = _check_kernel(kernel, isa)
     cpus = list(cpus)
@@ -122,20 +130,33 @@ def run(cpus, mem_nodes, kernel: str = "read", *, isa: str = "auto", size: int |
                 s, e, _, _ = _core.bw_run(cpus, kernel, cand, n, a, b, c, 1, warmup=j == 0)
                 trials[cand] = total / _spans(s, e)[0]
             isa = max(trials, key=trials.get)
-        t0, t1, sums, ran_on = _core.bw_run(cpus, kernel, isa, n, a, b, c, reps, warmup=not trials)
+        if rule is None:
+            t0, t1, sums, ran_on = _core.bw_run(cpus, kernel, isa, n, a, b, c, reps,
+                                                warmup=not trials)
+            spans, ended = _spans(t0, t1), None
+        else:
+            spans, sums, ran_on = [], [], None
+
+            def draw():
+                nonlocal ran_on
+                s, e, sm, ran_on = _core.bw_run(cpus, kernel, isa, n, a, b, c, 1,
+                                                warmup=not trials and not spans)
+                spans.append(_spans(s, e)[0])
+                sums[:] = sm
+                return total / spans[-1]
+            _, ended = C.sample(draw, rule)
     finally:
         for group in mems:
             for m in group:
                 m.close()
     if ran_on != cpus:
         raise RuntimeError(f"threads ran on CPUs {ran_on}, not {cpus}")
-    spans = _spans(t0, t1)
     gbs = summarize([total / ns for ns in spans], "GB/s")
     alloc = k.allocate_bytes(n) * len(cpus) / sorted(spans)[len(spans) // 2]
     ok = all(abs(s - n) < 1e-6 * n for s in sums) if kernel == "read" else True
     return BandwidthResult(kernel=kernel, isa=isa, cpus=tuple(cpus), mem_nodes=tuple(mem_nodes),
                            bytes_per_thread=n * 8, gbs=gbs, allocate_gbs=alloc, checksum_ok=ok,
-                           isa_trials=trials or None)
+                           isa_trials=trials or None, ended_by=ended)
 
 
 def _spans(t0, t1) -> list[float]:
@@ -151,13 +172,19 @@ def _fill(mem: placement.Memory, n: int, value: float) -> None:
 
 def bandwidth(cpu_node: int, mem_node: int, kernel: str = "read", *, threads: int | None = None,
               isa: str = "auto", size: int | None = None, reps: int = 10,
-              topology: Topology | None = None) -> BandwidthResult:
-    """Bandwidth from ``threads`` CPUs of ``cpu_node`` (default: all usable) to ``mem_node``."""
+              target_ci: float | None = None, budget: float | None = None,
+              topology: Topology | None = None, rule: C.Rule | None = None) -> BandwidthResult:
+    """Bandwidth from ``threads`` CPUs of ``cpu_node`` (default: all usable) to ``mem_node``:
+    ``reps`` repetitions, or with ``target_ci`` (a fraction) or ``budget`` (seconds) until
+    the median's 95 % interval is within the target or the budget is spent (``reps`` at most,
+    default RULE_MAX_SAMPLES then)."""
     topo = C.topology(topology)
     (cn,) = C.cpu_nodes(topo, [cpu_node])
     (mn,) = C.mem_nodes(topo, [mem_node])
     cpus = _node_cpus(topo, cn, threads)
-    return run(cpus, [mn] * len(cpus), kernel, isa=isa, size=size, reps=reps, topology=topo)
+    rule = rule or C.stopping_rule(target_ci, budget, reps)
+    return run(cpus, [mn] * len(cpus), kernel, isa=isa, size=size, reps=reps, topology=topo,
+               rule=rule)
 
 
 def _node_cpus(topo: Topology, node: int, threads: int | None) -> list[int]:
@@ -177,6 +204,7 @@ class BandwidthMatrix:
     cpu_nodes: tuple
     mem_nodes: tuple
     cells: dict             # (cpu node, mem node) -> BandwidthResult
+    stopping: dict | None = None  # the stopping rule, where one was used
 
     def gbs(self, a: int, b: int) -> float:
         return self.cells[(a, b)].gbs.median
@@ -185,7 +213,8 @@ class BandwidthMatrix:
         return {"kernel": self.kernel, "cpu_nodes": list(self.cpu_nodes),
                 "mem_nodes": list(self.mem_nodes),
                 "cells": [{"cpu_node": a, "mem_node": b, **r.to_dict()}
-                          for (a, b), r in self.cells.items()]}
+                          for (a, b), r in self.cells.items()],
+                **({"stopping": dict(self.stopping)} if self.stopping else {})}
 
     def warnings(self) -> list[str]:
         return [w for (a, b), r in self.cells.items()
@@ -197,10 +226,14 @@ class BandwidthMatrix:
 
 def bandwidth_matrix(kernel: str = "read", cpu_nodes=None, mem_nodes=None, *,
                      threads: int | None = None, isa: str = "auto", size: int | None = None,
-                     reps: int = 10, cells=None, topology: Topology | None = None,
+                     reps: int | None = None, cells=None, target_ci: float | None = None,
+                     budget: float | None = None, topology: Topology | None = None,
                      progress: bool | None = None) -> BandwidthMatrix:
     """``kernel``'s bandwidth for every CPU node x memory node, or only for ``cells``, a list
-    of (CPU node, memory node) pairs (the quick check's one cell per distance class)."""
+    of (CPU node, memory node) pairs (the quick check's one cell per distance class):
+    ``reps`` repetitions a cell (default 10), or with ``target_ci`` or ``budget`` (seconds
+    for the whole matrix, shared equally) the stopping rule, ``reps`` a cell at most
+    (default RULE_MAX_SAMPLES)."""
     topo = C.topology(topology)
     _check_kernel(kernel, isa)
     cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
@@ -213,16 +246,22 @@ def bandwidth_matrix(kernel: str = "read", cpu_nodes=None, mem_nodes=None, *,
             raise UsageError(f"cells must be (CPU node, memory node) pairs of CPU nodes "
                              f"{format_list(cns)} and memory nodes {format_list(mns)}; got "
                              f"{cells[:8]}")
+    if reps is None:
+        reps = 10 if target_ci is None and budget is None else C.RULE_MAX_SAMPLES
+    rule = C.stopping_rule(target_ci, budget, reps)
     bar = C.Progress(len(cells), f"{kernel} bandwidth", progress)
     out = {}
     try:
         for a, b in cells:
-            out[(a, b)] = bandwidth(a, b, kernel, threads=threads, isa=isa, size=size,
-                                    reps=reps, topology=topo)
-            bar.step(f"node {a} -> node {b}: {out[(a, b)].gbs.median:.1f} GB/s")
+            r = out[(a, b)] = bandwidth(a, b, kernel, threads=threads, isa=isa, size=size,
+                                        reps=reps, topology=topo,
+                                        rule=rule and rule.share(1 / len(cells)))
+            why = f" ({r.ended_by}, {len(r.gbs.samples)} repetitions)" if r.ended_by else ""
+            bar.step(f"node {a} -> node {b}: {r.gbs.median:.1f} GB/s{why}")
     finally:
         bar.close()
-    return BandwidthMatrix(kernel=kernel, cpu_nodes=cns, mem_nodes=mns, cells=out)
+    return BandwidthMatrix(kernel=kernel, cpu_nodes=cns, mem_nodes=mns, cells=out,
+                           stopping=rule.to_dict() if rule else None)
 
 
 def peak_bandwidth(kernel: str = "read", *, isa: str = "auto", size: int | None = None,
@@ -275,6 +314,8 @@ def matrix_text(r: dict) -> str:
             f"{c['gbs']['median']:10.1f}" if c else f"{'-':>10}" for c in row))
     if len(cells) < len(r["cpu_nodes"]) * len(mem_nodes):
         lines.append("-: not measured")
+    if (why := C.ended_text(r["cells"], r.get("stopping"))):
+        lines.append(why)
     return "\n".join(lines)
 
 

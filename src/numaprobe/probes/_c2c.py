@@ -24,6 +24,8 @@ class C2CMatrix:
     node: int               # where the line lived
     rounds: int
     ns: dict                # (cpu a, cpu b) -> Summary of one-way ns, a < b
+    ended_by: dict | None = None  # with a stopping rule: (a, b) -> what ended its sampling
+    stopping: dict | None = None  # the stopping rule, where one was used
 
     def pairs_sorted(self):
         return sorted(self.ns.items(), key=lambda kv: kv[1].median)
@@ -37,9 +39,13 @@ class C2CMatrix:
                 "pairs": len(items)}
 
     def to_dict(self) -> dict:
+        ended = self.ended_by or {}
         return {"cpus": list(self.cpus), "node": self.node, "rounds": self.rounds,
-                "pairs": [{"a": a, "b": b, "ns": s.to_dict()} for (a, b), s in self.ns.items()],
-                "summary": self.summary()}
+                "pairs": [{"a": a, "b": b, "ns": s.to_dict(),
+                           **({"ended_by": ended[(a, b)]} if (a, b) in ended else {})}
+                          for (a, b), s in self.ns.items()],
+                "summary": self.summary(),
+                **({"stopping": dict(self.stopping)} if self.stopping else {})}
 
     def warnings(self) -> list[str]:
         return [w for (a, b), s in self.ns.items()
@@ -50,10 +56,14 @@ class C2CMatrix:
 
 
 def c2c_matrix(cpus=None, *, pairs=None, node: int | None = None, rounds: int = 20000,
-               samples: int = 5, topology: Topology | None = None,
+               samples: int | None = None, target_ci: float | None = None,
+               budget: float | None = None, topology: Topology | None = None,
                progress: bool | None = None) -> C2CMatrix:
     """One-way latency for every pair of ``cpus`` (default: every usable CPU), or only for
-    ``pairs``, a list of (CPU, CPU) (the quick check's representatives)."""
+    ``pairs``, a list of (CPU, CPU) (the quick check's representatives): ``samples`` samples
+    of ``rounds`` round trips a pair (default 5), or with ``target_ci`` or ``budget``
+    (seconds for the whole matrix, shared equally) the stopping rule, ``samples`` a pair at
+    most (default RULE_MAX_SAMPLES)."""
     topo = C.topology(topology)
     if pairs is not None:
         pairs = sorted({(min(a, b), max(a, b)) for a, b in pairs})
@@ -64,8 +74,11 @@ def c2c_matrix(cpus=None, *, pairs=None, node: int | None = None, rounds: int = 
     if len(cpus) < 2:
         raise UsageError(f"core-to-core latency needs two CPUs or more; usable CPUs: "
                          f"{format_list(topo.usable_cpus)}")
+    if samples is None:
+        samples = 5 if target_ci is None and budget is None else C.RULE_MAX_SAMPLES
     if not isinstance(rounds, int) or rounds < 1 or not isinstance(samples, int) or samples < 1:
         raise UsageError("rounds and samples must be whole numbers >= 1")
+    rule = C.stopping_rule(target_ci, budget, samples)
     if node is None:
         node = topo.node_of(cpus[0]) if topo.node_of(cpus[0]) in topo.usable_mems \
             else topo.usable_mems[0]
@@ -73,19 +86,26 @@ def c2c_matrix(cpus=None, *, pairs=None, node: int | None = None, rounds: int = 
     clk = clock.get()
     pairs = pairs if pairs is not None else list(itertools.combinations(cpus, 2))
     bar = C.Progress(len(pairs), "core-to-core", progress)
-    out = {}
+    out, ended = {}, {}
     try:
         with placement.alloc(4096, node=node, page="4k", topology=topo) as line:
             for a, b in pairs:
                 _core.c2c_run(a, b, line.address, max(rounds // 10, 1))  # warm-up
-                ns = [clk.to_ns(max(_core.c2c_run(a, b, line.address, rounds)
-                                    - clk.overhead_ticks, 0)) / rounds / 2
-                      for _ in range(samples)]
+
+                def one(a=a, b=b):
+                    return clk.to_ns(max(_core.c2c_run(a, b, line.address, rounds)
+                                         - clk.overhead_ticks, 0)) / rounds / 2
+                if rule is None:
+                    ns, why = [one() for _ in range(samples)], ""
+                else:
+                    ns, ended[(a, b)] = C.sample(one, rule.share(1 / len(pairs)))
+                    why = f" ({ended[(a, b)]}, {len(ns)} samples)"
                 out[(a, b)] = summarize(ns, "ns")
-                bar.step(f"CPUs {a} and {b}: {out[(a, b)].median:.1f} ns")
+                bar.step(f"CPUs {a} and {b}: {out[(a, b)].median:.1f} ns{why}")
     finally:
         bar.close()
-    return C2CMatrix(cpus=tuple(cpus), node=node, rounds=rounds, ns=out)
+    return C2CMatrix(cpus=tuple(cpus), node=node, rounds=rounds, ns=out,
+                     ended_by=ended or None, stopping=rule.to_dict() if rule else None)
 
 
 # ------------------------------------------------------------------------ the result kind
@@ -103,6 +123,8 @@ def matrix_text(r: dict) -> str:
             row += f"{ns[key]:8.1f}" if key in ns and a != b else f"{'-':>8}"
         lines.append(row)
     lines.append(_summary(r["summary"]))
+    if (why := C.ended_text(r["pairs"], r.get("stopping"), "pair")):
+        lines.append(why)
     return "\n".join(lines)
 
 

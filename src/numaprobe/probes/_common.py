@@ -1,9 +1,15 @@
-"""What the probes share: choosing CPUs and nodes (validated), chains, progress."""
+"""What the probes share: choosing CPUs and nodes (validated), chains, progress, the stopping
+rule."""
 from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
 
 from ..errors import UsageError
 from .. import _core, placement
 from ..progress import Progress as _Progress
+from ..stats import DEFAULT_TARGET, sample_until
 from ..topology import Topology, current, format_list
 
 LINE = 64
@@ -112,3 +118,82 @@ def build_chain(mem: placement.Memory, chain: str, seed: int = 1) -> placement.P
 
 # The probes' progress line (one step per cell) is numaprobe.progress.Progress.
 Progress = _Progress
+
+
+# ------------------------------------------------------------------ the stopping rule
+
+RULE_MAX_SAMPLES = 100  # with a rule, the most a cell takes unless told otherwise
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a cell stops sampling (stats.sample_until): the median's interval within
+    ``target`` (a fraction), ``budget`` seconds spent, or ``samples`` drawn. Every probe's
+    cells (latency, bandwidth, core-to-core) take the same rule (--target-ci, --budget)."""
+    target: float | None
+    budget: float           # seconds for this cell (math.inf: none)
+    samples: int
+
+    def share(self, fraction: float) -> "Rule":
+        """The rule for one cell of a matrix that shares the budget out."""
+        return Rule(self.target, self.budget * fraction, self.samples)
+
+    def to_dict(self) -> dict:
+        return {"target": self.target, "max_samples": self.samples,
+                "budget_s": None if self.budget == math.inf else self.budget}
+
+
+def stopping_rule(target_ci, budget, samples) -> Rule | None:
+    """The stopping rule asked for (None: a fixed count of samples), its input checked;
+    ``target_ci`` defaults to DEFAULT_TARGET (2 %) when only a budget is given."""
+    if target_ci is None and budget is None:
+        return None
+    if target_ci is not None and not (isinstance(target_ci, (int, float))
+                                      and 0 < target_ci < 1):
+        raise UsageError(f"target_ci must be a fraction of the median between 0 and 1 (0.02 "
+                         f"for 2 %), got {target_ci!r}")
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < math.inf):
+        raise UsageError(f"budget must be a number of seconds above 0, got {budget!r}")
+    return Rule(DEFAULT_TARGET if target_ci is None else float(target_ci),
+                math.inf if budget is None else float(budget), samples)
+
+
+def sample(draw, rule: Rule) -> tuple[list[float], str]:
+    """Samples ``draw()`` (one figure a call) under ``rule``, timing each draw: the samples
+    and what ended them (stats.ENDED_BY)."""
+    def timed():
+        t0 = time.perf_counter()
+        value = draw()
+        return value, time.perf_counter() - t0
+    got = sample_until(timed, target=rule.target, budget=rule.budget, max_samples=rule.samples)
+    return list(got.samples), got.ended_by
+
+
+def ended_text(items, stopping: dict | None, what: str = "cell") -> str | None:
+    """What ended the sampling of a document's cells (or pairs), where a stopping rule did:
+    one line for the text tables (None without a rule)."""
+    from ..words import plural
+    ended = [c["ended_by"] for c in items if c.get("ended_by")]
+    if not ended:
+        return None
+    stop = stopping or {}
+    said = {"target": "median's 95 % interval within "
+                      + (f"{100 * stop['target']:g} %" if stop.get("target") else "the target"),
+            "budget": "share of the time spent",
+            "samples": f"{stop.get('max_samples', 'the most')} samples taken"}
+    return "how sampling ended: " + ", ".join(
+        f"{said.get(k, k)} ({plural(ended.count(k), what)})" for k in dict.fromkeys(ended))
+
+
+def shares(cells: list, weights: dict | None) -> dict:
+    """Each cell's fraction of the budget: equal, or in proportion to ``weights``."""
+    if weights is None:
+        return {c: 1 / len(cells) for c in cells}
+    missing = [c for c in cells if c not in weights]
+    if missing or not all(isinstance(weights[c], (int, float)) and weights[c] > 0
+                          for c in cells):
+        said = f"missing: {missing[:4]}" if missing else f"got {weights}"
+        raise UsageError(f"shares needs a weight above 0 for every cell (CPU node, memory "
+                         f"node); {said}")
+    total = sum(weights[c] for c in cells)
+    return {c: weights[c] / total for c in cells}

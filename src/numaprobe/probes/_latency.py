@@ -18,21 +18,19 @@ from __future__ import annotations
 import math
 import random
 import statistics
-import time
 from dataclasses import dataclass
 
 from ..errors import UsageError
 from .. import _core, clock, placement
 from ..kinds import Figure, Kind, register
 from ..report import html as H, plots as P
-from ..stats import DEFAULT_TARGET, Summary, median_interval, sample_until, summarize
+from ..stats import Summary, median_interval, summarize
 from ..topology import Topology, human_bytes
-from ..words import plural
 from . import _common as C
 
 MIN_LOADS = 1 << 20  # >= 10^6 loads a sample
 FIXED_SAMPLES = 5    # samples a cell takes without a stopping rule
-RULE_MAX_SAMPLES = 100  # with a rule, the most a cell takes unless told otherwise
+RULE_MAX_SAMPLES = C.RULE_MAX_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -71,31 +69,8 @@ def _chase(cpu: int, mem: placement.Memory, loads: int, samples: int, *, start: 
     return [clk.to_ns(max(t - clk.overhead_ticks, 0)) / loads for t in ticks[0 if warm else 1:]]
 
 
-@dataclass(frozen=True)
-class Rule:
-    """When a cell stops sampling (stats.sample_until): the median's interval within
-    ``target`` (a fraction), ``budget`` seconds spent, or ``samples`` drawn."""
-    target: float | None
-    budget: float           # seconds for this cell (math.inf: none)
-    samples: int
-
-
-def _rule(target_ci, budget, samples) -> Rule | None:
-    """The stopping rule asked for (None: a fixed count of samples), its input checked."""
-    if target_ci is None and budget is None:
-        return None
-    if target_ci is not None and not (isinstance(target_ci, (int, float))
-                                      and 0 < target_ci < 1):
-        raise UsageError(f"target_ci must be a fraction of the median between 0 and 1 (0.02 "
-                         f"for 2 %), got {target_ci!r}")
-    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < math.inf):
-        raise UsageError(f"budget must be a number of seconds above 0, got {budget!r}")
-    return Rule(DEFAULT_TARGET if target_ci is None else float(target_ci),
-                math.inf if budget is None else float(budget), samples)
-
-
 def _sample(cpu: int, mem: placement.Memory, loads: int, samples: int,
-            rule: Rule | None, seed: int) -> tuple[list[float], str | None]:
+            rule: C.Rule | None, seed: int) -> tuple[list[float], str | None]:
     """A cell's samples and what ended them: without a rule, ``samples`` of them after a
     dropped warm-up (None); with one, one at a time until it stops (stats.sample_until). After
     the first, each sample starts at a random line of the chain: a chase starts where its call
@@ -105,13 +80,11 @@ def _sample(cpu: int, mem: placement.Memory, loads: int, samples: int,
     rng, lines, drawn = random.Random(seed), mem.nbytes // C.CHAIN_STRIDE, []
 
     def draw():
-        t0 = time.perf_counter()
         start = rng.randrange(lines) * C.CHAIN_STRIDE if drawn else 0
         (ns,) = _chase(cpu, mem, loads, 1, start=start, warm=bool(drawn))
         drawn.append(ns)
-        return ns, time.perf_counter() - t0
-    got = sample_until(draw, target=rule.target, budget=rule.budget, max_samples=rule.samples)
-    return list(got.samples), got.ended_by
+        return ns
+    return C.sample(draw, rule)
 
 
 def latency(cpu_node: int, mem_node: int, *, size: int | None = None, page: str = "auto",
@@ -150,13 +123,13 @@ def _check_counts(samples, loads) -> tuple[int, int]:
     return samples, loads // 32 * 32
 
 
-def _counts(samples, loads, target_ci, budget) -> tuple[Rule | None, int, int]:
+def _counts(samples, loads, target_ci, budget) -> tuple[C.Rule | None, int, int]:
     """The stopping rule (None: a fixed count), samples (the count, or the rule's most) and
     loads per sample, checked; the budget is the rule's whole (a matrix shares it out)."""
     if samples is None:
         samples = FIXED_SAMPLES if target_ci is None and budget is None else RULE_MAX_SAMPLES
     samples, loads = _check_counts(samples, loads)
-    return _rule(target_ci, budget, samples), samples, loads
+    return C.stopping_rule(target_ci, budget, samples), samples, loads
 
 
 @dataclass(frozen=True)
@@ -203,7 +176,7 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
     cns, mns = C.cpu_nodes(topo, cpu_nodes), C.mem_nodes(topo, mem_nodes)
     size = C.check_size(size if size is not None else default_size(topo), 2 * C.LINE)
     rule, samples, loads = _counts(samples, loads, target_ci, budget)
-    share = _shares([(a, b) for a in cns for b in mns], shares)
+    share = C.shares([(a, b) for a in cns for b in mns], shares)
     C.check_chain(chain)
     bar = C.Progress(len(cns) * len(mns), "latency", progress)
     cells = {}
@@ -214,7 +187,7 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
                 pages = C.build_chain(mem, chain)
                 for a in cns:
                     cpu = C.node_cpu(topo, a)
-                    mine = rule and Rule(rule.target, rule.budget * share[(a, b)], samples)
+                    mine = rule and C.Rule(rule.target, rule.budget * share[(a, b)], samples)
                     ns, ended_by = _sample(cpu, mem, loads, samples, mine, seed=1000 * a + b)
                     cells[(a, b)] = LatencyResult(
                         cpu=cpu, cpu_node=a, mem_node=b, size=size, chain=chain, page=page,
@@ -233,20 +206,6 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
                          hmat_ns={(a, b): C.hmat(topo, a, b, "read_latency")
                                   for a in cns for b in mns},
                          stopping=stopping or None)
-
-
-def _shares(cells: list, weights: dict | None) -> dict:
-    """Each cell's fraction of the budget: equal, or in proportion to ``weights``."""
-    if weights is None:
-        return {c: 1 / len(cells) for c in cells}
-    missing = [c for c in cells if c not in weights]
-    if missing or not all(isinstance(weights[c], (int, float)) and weights[c] > 0
-                          for c in cells):
-        said = f"missing: {missing[:4]}" if missing else f"got {weights}"
-        raise UsageError(f"shares needs a weight above 0 for every cell (CPU node, memory "
-                         f"node); {said}")
-    total = sum(weights[c] for c in cells)
-    return {c: weights[c] / total for c in cells}
 
 
 # ------------------------------------------------------------------- latency vs working set
@@ -442,23 +401,9 @@ def matrix_text(r: dict) -> str:
             extra = f" [{dist[i][j]}" + (f"|{h}]" if h else "]")
             row += f"{cells[(a, b)]['ns']['median']:8.1f}{extra:>8}"
         lines.append(row)
-    if (why := _ended_text(r)):
+    if (why := C.ended_text(r["cells"], r.get("stopping"))):
         lines.append(why)
     return "\n".join(lines)
-
-
-def _ended_text(r: dict) -> str | None:
-    """What ended the cells' sampling, where a stopping rule did (None otherwise)."""
-    ended = [c["ended_by"] for c in r["cells"] if c.get("ended_by")]
-    if not ended:
-        return None
-    stop = r.get("stopping") or {}
-    said = {"target": "median's 95 % interval within "
-                      + (f"{100 * stop['target']:g} %" if stop.get("target") else "the target"),
-            "budget": "share of the time spent",
-            "samples": f"{stop.get('max_samples', 'the most')} samples taken"}
-    return "how sampling ended: " + ", ".join(
-        f"{said.get(k, k)} ({plural(ended.count(k), 'cell')})" for k in dict.fromkeys(ended))
 
 
 def sweep_text(r: dict) -> str:

@@ -7,9 +7,11 @@ node to each memory node; bandwidth on the diagonal and one cell per remote dist
 pair and a pair sharing a last-level cache (every pair with ``all_pairs``). quick_check()
 measures exactly that plan, and ``--plan`` prints it with the counts it implies (loads, bytes,
 chains, round trips) and the time those take at stated rates (Rates), so the two cannot
-disagree and the cost on a machine of any size is known before it runs. A latency cell stops
-when the 95 % interval of its median is within 2 % (stats.sample_until), or when its planned
-time is spent."""
+disagree and the cost on a machine of any size is known before it runs. Every latency and
+bandwidth cell and every core-to-core pair stops when the 95 % interval of its median is
+within 2 % (stats.sample_until, through probes/_common.py's rule), or when its planned time is
+spent; the document records which ended each. ``--budget`` scales the planned sampling time to
+fit (fixed_seconds: what cannot scale)."""
 from __future__ import annotations
 
 import itertools
@@ -21,6 +23,7 @@ from .._version import __version__
 from ..noise import NoiseMeter
 from ..kinds import Kind, register
 from ..report import html as H
+from ..errors import UsageError
 from ..stats import DEFAULT_TARGET, MEDIAN_CI_MIN_SAMPLES
 from ..topology import Topology, current as current_topology, format_list, human_bytes
 from ..words import plural
@@ -65,9 +68,14 @@ LAT_MAX_SAMPLES = 10           # a latency cell's most samples (after a dropped 
 LAT_LOADS = 32 << 20
 LAT_LOADS_RANGE = (1 << 15, 1 << 20)
 BW_KERNELS = ("read", "copy_nt")
-BW_REPS = 5
+# Bandwidth cells and core-to-core pairs sample under the same rule as latency cells: until
+# the median's interval is within 2 % or their planned time is spent. Their planned time is
+# what BW_REPS repetitions (C2C_SAMPLES samples) take at the stated rates: the fewest that can
+# bound a median (stats.MEDIAN_CI_MIN_SAMPLES); a faster machine may take up to twice that.
+BW_REPS = MEDIAN_CI_MIN_SAMPLES
 BW_MIN_BYTES = 4 << 20         # per array per thread
-C2C_ROUNDS, C2C_SAMPLES = 5000, 3
+C2C_ROUNDS, C2C_SAMPLES = 5000, MEDIAN_CI_MIN_SAMPLES
+MOST = 2                       # a bandwidth cell or c2c pair takes at most MOST x its plan
 
 
 @dataclass(frozen=True)
@@ -312,13 +320,25 @@ def c2c_pairs(topo: Topology, *, all_pairs: bool = False) -> tuple:
 
 
 def quick_check(topology: Topology | None = None, progress: bool | None = None, *,
-                full: bool = False, all_pairs: bool = False) -> dict:
+                full: bool = False, all_pairs: bool = False,
+                budget: float | None = None) -> dict:
     """Runs the quick check (what plan() says) and returns its document, the plan included
-    (see cli.cmd_quick for the printing)."""
+    (see cli.cmd_quick for the printing). Every latency and bandwidth cell and every
+    core-to-core pair samples until its median is known within 2 % or its planned time is
+    spent; ``budget`` (seconds) scales every planned time to fit it (the fixed work, clock
+    and allocation, cannot shrink: a budget below it is refused, naming it)."""
     t0 = time.monotonic()
     topo = current_topology(topology)
     p = plan(topo, full=full, all_pairs=all_pairs)
     lat_plan, bw_plan = p.latency, p.bandwidth
+    scale = 1.0
+    if budget is not None:
+        fixed, flexible = fixed_seconds(p)
+        if not (isinstance(budget, (int, float)) and budget > fixed):
+            raise UsageError(f"a budget of {budget!r} s is below what this machine's quick "
+                             f"check must spend whatever it samples ({fixed:.2g} s: the clock, "
+                             "building chains, allocating and filling arrays); allow more")
+        scale = (budget - fixed) / flexible if flexible else 1.0
     bar = C.Progress(5, "quick check", progress)
     with NoiseMeter(topo.usable_cpus) as meter:
         try:
@@ -326,20 +346,24 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
             bar.step("clock")
             # Each latency cell's share of the time is what the plan gives it, so a machine
             # slower than the rates assume still ends within the plan.
-            shares = lat_plan.cell_seconds(p.rates)
+            shares = {k: v * scale for k, v in lat_plan.cell_seconds(p.rates).items()}
             lat = latency_matrix(size=lat_plan.chain_bytes, samples=lat_plan.max_samples,
                                  loads=lat_plan.loads, target_ci=lat_plan.target,
                                  budget=sum(shares.values()), shares=shares, topology=topo,
                                  progress=False)
             bar.step("latency")
-            bws = {k: bandwidth_matrix(k, size=bw_plan.bytes_per_thread, reps=bw_plan.reps,
-                                       cells=bw_plan.cells, topology=topo, progress=False)
+            bw_s = sampling_seconds(p)
+            bws = {k: bandwidth_matrix(k, size=bw_plan.bytes_per_thread,
+                                       reps=MOST * bw_plan.reps, cells=bw_plan.cells,
+                                       target_ci=lat_plan.target, budget=bw_s[k] * scale,
+                                       topology=topo, progress=False)
                    for k in bw_plan.kernels}
             bar.step("bandwidth")
             c2c = None
             if p.c2c is not None:
                 c2c = c2c_matrix(pairs=[pair for pair, _ in p.c2c.pairs], rounds=p.c2c.rounds,
-                                 samples=p.c2c.samples, topology=topo, progress=False)
+                                 samples=MOST * p.c2c.samples, target_ci=lat_plan.target,
+                                 budget=bw_s["c2c"] * scale, topology=topo, progress=False)
             bar.step("core-to-core")
         finally:
             bar.close()
@@ -362,10 +386,41 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         "topology": topo.to_dict(), "clock": clk.to_dict(),
         "latency": lat.to_dict(), "bandwidth": {k: m.to_dict() for k, m in bws.items()},
         "c2c": c2c.to_dict() if c2c is not None else None,
-        "plan": p.to_dict(),
+        "plan": p.to_dict(), "budget_s": budget, "scale": scale,
         "noise": noise.to_dict(), "warnings": warnings,
         "seconds": time.monotonic() - t0,
     }
+
+
+def sampling_seconds(p: QuickPlan) -> dict:
+    """The planned sampling time of each bandwidth kernel (all its cells: BW_REPS repetitions
+    each at the stated rates, allocation and the ISA trials left out) and of core-to-core
+    (all pairs: C2C_SAMPLES samples each): the budgets of their stopping rule."""
+    r, bw = p.rates, p.bandwidth
+    out = {}
+    for name in bw.kernels:
+        k = KERNELS[name]
+        n = bw.bytes_per_thread // 512 * 64
+        out[name] = sum(bw.reps * bw.threads[a] * n * k.bytes
+                        / min(bw.threads[a] * r.thread_gbs, p.bw_gbs[(a, b)]) * 1e-9
+                        + bw.reps * r.call_s for a, b in bw.cells)
+    out["c2c"] = 0.0
+    if p.c2c is not None:
+        c = p.c2c
+        out["c2c"] = sum(c.samples * (c.rounds * 2e-9 * (r.c2c_ns if p.package_of[a] ==
+                                                         p.package_of[b] else r.c2c_remote_ns)
+                                      + r.call_s) for (a, b), _ in c.pairs)
+    return out
+
+
+def fixed_seconds(p: QuickPlan) -> tuple[float, float]:
+    """(the time the plan spends whatever the cells sample: clock, chain building,
+    allocating and filling, ISA trials; the time the stopping rules share out), at the
+    stated rates: what a --budget can and cannot scale."""
+    est = p.estimate()
+    flexible = sum(p.latency.cell_seconds(p.rates).values()) + sum(
+        sampling_seconds(p).values())
+    return max(0.0, est["total"]["seconds"] - flexible), flexible
 
 
 # ------------------------------------------------------------------------ the plan as text
