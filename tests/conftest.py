@@ -7,8 +7,14 @@
   ``numa_vm`` test outside the guest: nothing that should run here may be skipped silently.
 """
 import os
+import tempfile
 
 import pytest
+
+# What the quick check learns about a machine (probes/_learned.py) goes to a folder of this
+# session's, so tests neither read nor leave findings in the user's cache; subprocesses
+# inherit it.
+os.environ.setdefault("NUMAPROBE_LEARNED", tempfile.mkdtemp(prefix="numaprobe-learned-"))
 
 IN_VM = bool(os.environ.get("NUMAPROBE_VM_TOPOLOGY"))
 VM_HINT = ("needs several NUMA nodes: runs in the VM suite (python -m tests.vm two-socket -- "

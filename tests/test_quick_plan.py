@@ -387,3 +387,88 @@ def test_the_budget_split_on_captured_trees(tree):
     parts = Q.sampling_seconds(p)
     assert set(parts) == {*p.bandwidth.kernels, "c2c"} and all(v > 0 for v in parts.values())
     assert 0 < fixed and fixed + flexible == pytest.approx(p.estimate()["total"]["seconds"])
+
+
+# ------------------------------------------------- sizes from what is true, kept per machine
+
+# A recorded sweep (ns per load by working set) of a VM that reports 300 MiB of L3 but whose
+# cores get DRAM latency well below that, and one whose 32 MiB L3 is real.
+SWEEP_BIG_REPORT = {64 * MiB: 128.0, 150 * MiB: 131.0, 300 * MiB: 133.0, 600 * MiB: 134.0,
+                    1200 * MiB: 134.5}
+SWEEP_TRUE_L3 = {8 * MiB: 14.0, 16 * MiB: 19.0, 32 * MiB: 52.0, 64 * MiB: 96.0,
+                 128 * MiB: 108.0}
+
+
+@pytest.mark.parametrize("sweep, reported, chain, words", [
+    (SWEEP_BIG_REPORT, 300 * MiB, 300 * MiB, "smaller than reported; chains of 1x it"),
+    (SWEEP_TRUE_L3, 32 * MiB, 64 * MiB, "the cache holds part of it; chains of 2x it"),
+    (SWEEP_TRUE_L3, 16 * MiB, 64 * MiB, "the cache holds part of it"),  # 64 MiB at least
+])
+def test_the_chain_is_sized_from_a_two_point_test_on_a_recorded_sweep(sweep, reported, chain,
+                                                                       words):
+    from numaprobe.probes import _latency
+    size, why = _latency.chain_size(reported, sweep[reported], sweep[4 * reported])
+    assert size == chain and words in why
+    assert f"{human(reported)} of last-level cache reported" in why
+
+
+def human(n):
+    return topology.human_bytes(n)
+
+
+def test_findings_are_kept_per_machine_and_bad_files_are_ignored(topo, tmp_path,
+                                                                  monkeypatch):
+    from numaprobe.probes import _learned
+    monkeypatch.setenv("NUMAPROBE_LEARNED", str(tmp_path))
+    assert _learned.load(topo) is None
+    assert _learned.save(topo, {"cache": {"chain_bytes": 123}}) is None
+    assert _learned.load(topo) == {"cache": {"chain_bytes": 123}}
+    (path,) = tmp_path.glob("machine-*.json")
+    other = topology.read(DATA / "epyc-nps4")
+    assert _learned.load(other) is None  # another machine's file is not this one's
+    for bad in ("{", "[]", json.dumps({"schema": "x"}), ""):
+        path.write_text(bad)
+        assert _learned.load(topo) is None
+    doc = json.loads(json.dumps({"schema": _learned.SCHEMA, "version": 1,
+                                 "machine": {**_learned.identity(topo), "usable_cpus": [0]},
+                                 "findings": {}}))
+    path.write_text(json.dumps(doc))
+    assert _learned.load(topo) is None  # the file says another CPU set: not trusted
+    monkeypatch.setenv("NUMAPROBE_LEARNED", "off")
+    assert _learned.save(topo, {}) is None and _learned.load(topo) is None
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    monkeypatch.setenv("NUMAPROBE_LEARNED", str(ro / "sub"))
+    try:
+        if os.geteuid() == 0:  # root writes anywhere: a file where the folder would be
+            (ro / "sub").write_text("")
+        why = _learned.save(topo, {})
+        assert why.startswith("could not keep what it measured about this machine in ")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_the_first_quick_check_learns_the_cache_and_rates_the_next_plan_uses(topo, tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("NUMAPROBE_LEARNED", str(tmp_path))
+    before = Q.plan(topo)
+    assert "not measured yet" in before.latency.sized and before.rates_from == "stated defaults"
+    first = probes.quick_check(progress=False)
+    got = first["learned"]
+    assert got and got["ns_1x"] > 0 and got["ns_4x"] > 0 and got["chain_bytes"] >= 64 * MiB
+    assert got["chain_bytes"] in (C_LLC(topo), 2 * C_LLC(topo), 64 * MiB)
+    after = Q.plan(topo)
+    assert after.latency.chain_bytes == got["chain_bytes"]
+    assert after.latency.sized.startswith("a chase over the ") and "(measured " in after.latency.sized
+    assert after.rates_from.startswith("measured on this machine")
+    assert after.rates.dram_ns == pytest.approx(got["dram_ns"])
+    assert first["plan"] == json.loads(json.dumps(after.to_dict()))  # it ran what it learned
+    second = probes.quick_check(progress=False)
+    assert second["learned"] is None  # learned once
+    assert "the chain's size: a chase over" in Q.plan_text(after.to_dict())
+
+
+def C_LLC(topo):
+    from numaprobe.probes import _common
+    return _common.llc_bytes(topo)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+import time
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -351,6 +352,48 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
                 x <= mid for _, x in meds) else eff
         levels.append(Level(f"L{k + 1}", lat, eff, reported[k] if k < len(reported) else None))
     return levels
+
+
+DRAM_WITHIN = 0.03  # a chase within 3 % of DRAM's latency gains nothing from the caches
+
+
+def chain_size(reported: int, ns_1x: float, ns_4x: float) -> tuple[int, str]:
+    """The chain a DRAM latency needs, from a two-point test: a chase over the reported
+    last-level cache (1x) against one over 4x it. When 1x already costs DRAM's latency
+    (within DRAM_WITHIN), the caches a core can use are smaller than reported and a chain of
+    1x defeats them; else they hold part of 1x and the chain is 2x, as when nothing is
+    known. At least 64 MiB either way. Returns (bytes, why in words)."""
+    near = ns_1x >= (1 - DRAM_WITHIN) * ns_4x
+    size = max(reported if near else 2 * reported, 64 << 20)
+    why = (f"a chase over the {human_bytes(reported)} of last-level cache reported costs "
+           f"{ns_1x:.3g} ns a load, {100 * (1 - ns_1x / ns_4x):+.1f} % from DRAM's {ns_4x:.3g} "
+           f"ns: " + ("the cache a core can use is smaller than reported; chains of 1x it"
+                      if near else "the cache holds part of it; chains of 2x it"))
+    return size, why
+
+
+def effective_cache(topo: Topology, cpu: int, mem_node: int, *, loads: int = 1 << 20,
+                    samples: int = 3) -> dict:
+    """The two-point test (chain_size) on this machine, with what it cost: the seconds to
+    allocate and fill, and to build the chains, per byte and per line (the quick check's
+    plan keeps them as measured rates, probes/_learned.py)."""
+    reported = C.llc_bytes(topo)
+    got, touch_s, build_s, nbytes, lines = {}, 0.0, 0.0, 0, 0
+    for n in (reported, max(4 * reported, 64 << 20)):
+        t0 = time.perf_counter()
+        with placement.alloc(n, node=mem_node, topology=topo) as mem:
+            t1 = time.perf_counter()
+            C.build_chain(mem, "tlb-local")
+            t2 = time.perf_counter()
+            got[n] = statistics.median(_chase(cpu, mem, loads, samples))
+        touch_s, build_s = touch_s + t1 - t0, build_s + t2 - t1
+        nbytes, lines = nbytes + n, lines + n // C.CHAIN_STRIDE
+    ns_1x, ns_4x = got[reported], got[max(4 * reported, 64 << 20)]
+    size, why = chain_size(reported, ns_1x, ns_4x)
+    return {"reported_bytes": reported, "ns_1x": ns_1x, "ns_4x": ns_4x, "chain_bytes": size,
+            "why": why, "touch_gbs": nbytes / touch_s / 1e9 if touch_s else None,
+            "chain_ns_per_line": build_s / lines * 1e9 if lines else None,
+            "dram_ns": ns_4x}
 
 
 FITS_AT = 0.5  # a working set whose chase costs under half of DRAM's stays (mostly) cached

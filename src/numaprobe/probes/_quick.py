@@ -15,8 +15,9 @@ fit (fixed_seconds: what cannot scale)."""
 from __future__ import annotations
 
 import itertools
+import textwrap
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .. import _core, clock
 from .._version import __version__
@@ -27,7 +28,7 @@ from ..errors import UsageError
 from ..stats import DEFAULT_TARGET, MEDIAN_CI_MIN_SAMPLES
 from ..topology import Topology, current as current_topology, format_list, human_bytes
 from ..words import plural
-from . import _bandwidth, _c2c, _latency, _common as C
+from . import _bandwidth, _c2c, _latency, _learned, _common as C
 from ._bandwidth import KERNELS, bandwidth_matrix
 from ._c2c import c2c_matrix
 from ._latency import latency_matrix
@@ -61,6 +62,9 @@ class Rates:
 
 
 RATES = Rates()
+# The rates the quick check measures once on a machine (probes/_learned.py) and its later
+# plans use instead of the stated defaults.
+LEARNED_RATES = ("dram_ns", "chain_ns_per_line", "touch_gbs")
 CLOCK_WINDOW_NS = 20_000_000   # clock calibration: two windows of 20 ms
 LAT_MAX_SAMPLES = 10           # a latency cell's most samples (after a dropped warm-up)
 # A sample's loads: LAT_LOADS shared by every cell's most passes, as a power of two within
@@ -87,6 +91,7 @@ class LatencyPlan:
     max_samples: int
     target: float           # the median's 95 % interval within +- this fraction
     ns: dict                # (CPU node, memory node) -> ns per load assumed
+    sized: str = ""         # why the chain is this size
 
     def cell_seconds(self, rates: Rates, samples: int | None = None) -> dict:
         """Each cell's time at ``samples`` samples (default: its most) plus the warm-up; one
@@ -131,6 +136,7 @@ class QuickPlan:
     package_of: dict        # CPU -> package, for the core-to-core rates
     bw_gbs: dict            # (CPU node, memory node) -> GB/s a memory node gives at most
     rates: Rates = RATES
+    rates_from: str = "stated defaults"
 
     def estimate(self) -> dict:
         """Counts and seconds per part (clock, latency, bandwidth, core-to-core, total):
@@ -189,7 +195,7 @@ class QuickPlan:
                                    "ns_assumed": lat.ns[(a, b)]} for a, c, b in lat.cells],
                         "chain_bytes": lat.chain_bytes, "loads": lat.loads,
                         "min_samples": lat.min_samples, "max_samples": lat.max_samples,
-                        "target": lat.target},
+                        "target": lat.target, "sized": lat.sized},
             "bandwidth": {"kernels": list(bw.kernels), "cells": [list(c) for c in bw.cells],
                           "represents": [{"cell": list(c), "measured": list(m)}
                                          for c, m in bw.represents.items() if c != m],
@@ -201,7 +207,8 @@ class QuickPlan:
                 "pairs": [{"a": a, "b": b, "why": why} for (a, b), why in self.c2c.pairs],
                 "rounds": self.c2c.rounds, "samples": self.c2c.samples,
                 "all_pairs": self.c2c.all_pairs},
-            "rates": asdict(self.rates), "estimate": self.estimate()}
+            "rates": asdict(self.rates), "rates_from": self.rates_from,
+            "estimate": self.estimate()}
 
     def text(self) -> str:
         return plan_text(self.to_dict())
@@ -212,6 +219,27 @@ def plan(topology: Topology | None = None, *, full: bool = False,
     """What the quick check measures on ``topology`` (default: this machine); ``full``: every
     bandwidth cell; ``all_pairs``: core-to-core between every two usable CPUs."""
     topo = current_topology(topology)
+    # What an earlier quick check measured on this machine (probes/_learned.py): the chain a
+    # DRAM latency needs and the rates of its plan; given rates are taken as given.
+    learned = (_learned.load(topo) or {}) if rates is RATES else {}
+    cache, kept = learned.get("cache"), learned.get("rates") or {}
+    when = learned.get("measured", "an earlier run")
+    rates_from = "stated defaults"
+    if kept:
+        rates = replace(rates, **{k: float(v) for k, v in kept.items()
+                                  if k in LEARNED_RATES and isinstance(v, (int, float))
+                                  and 0 < v < 1e6})
+        rates_from = (f"measured on this machine ({when}): "
+                      + ", ".join(k for k in LEARNED_RATES if k in kept)
+                      + "; the others stated defaults")
+    reported = C.llc_bytes(topo)
+    if cache and isinstance(cache.get("chain_bytes"), int) and cache["chain_bytes"] > 0:
+        chain, sized = cache["chain_bytes"], f"{cache['why']} (measured {when})"
+    else:
+        chain = max(2 * reported, 64 << 20)
+        sized = (f"2 x the {human_bytes(reported)} of last-level cache reported, at least 64 "
+                 "MiB: what a core can use is not measured yet (the quick check measures it "
+                 "once and keeps it)")
     cns, mns = C.cpu_nodes(topo), C.mem_nodes(topo)
     lat_cells = tuple((a, C.node_cpu(topo, a), b) for b in mns for a in cns)
     loads = LAT_LOADS // (len(lat_cells) * (LAT_MAX_SAMPLES + 1))
@@ -219,16 +247,18 @@ def plan(topology: Topology | None = None, *, full: bool = False,
     ns = {(a, b): float(C.hmat(topo, a, b, "read_latency")
                         or (rates.dram_ns if a == b else rates.remote_ns))
           for a, _, b in lat_cells}
-    latency = LatencyPlan(cells=lat_cells, chain_bytes=max(2 * C.llc_bytes(topo), 64 << 20),
+    latency = LatencyPlan(cells=lat_cells, chain_bytes=chain,
                           loads=loads, min_samples=MEDIAN_CI_MIN_SAMPLES,
-                          max_samples=LAT_MAX_SAMPLES, target=DEFAULT_TARGET, ns=ns)
+                          max_samples=LAT_MAX_SAMPLES, target=DEFAULT_TARGET, ns=ns,
+                          sized=sized)
     cells, represents = bandwidth_cells(topo, full=full)
     isas = len(_core.isa_supported())
     bandwidth = BandwidthPlan(
         kernels=BW_KERNELS, cells=cells, represents=represents,
         remote_distances=tuple(sorted({topo.distance(a, b) for a, b in cells if a != b})),
         threads={a: len(topo.cpus_of(a, usable=True)) for a in cns},
-        bytes_per_thread=_bw_bytes(topo), isa_trials=isas if isas > 1 else 0, reps=BW_REPS,
+        bytes_per_thread=_bw_bytes(topo, smaller=bool(cache) and chain <= reported),
+        isa_trials=isas if isas > 1 else 0, reps=BW_REPS,
         full=full)
     pairs = c2c_pairs(topo, all_pairs=all_pairs)
     c2c = C2CPlan(pairs, C2C_ROUNDS, C2C_SAMPLES, all_pairs) if pairs else None
@@ -239,7 +269,7 @@ def plan(topology: Topology | None = None, *, full: bool = False,
                      cpus=len(topo.usable_cpus), clock_window_ns=CLOCK_WINDOW_NS,
                      latency=latency, bandwidth=bandwidth, c2c=c2c,
                      package_of={c: topo.cpu(c).package for c in topo.usable_cpus},
-                     bw_gbs=bw_gbs, rates=rates)
+                     bw_gbs=bw_gbs, rates=rates, rates_from=rates_from)
 
 
 def bandwidth_cells(topo: Topology, *, full: bool = False) -> tuple[tuple, dict]:
@@ -259,17 +289,18 @@ def bandwidth_cells(topo: Topology, *, full: bool = False) -> tuple[tuple, dict]
     return tuple(c for c in every if represents[c] == c), represents
 
 
-def _bw_bytes(topo: Topology) -> int:
+def _bw_bytes(topo: Topology, smaller: bool = False) -> int:
     """Bytes per array per thread: a cell's threads together stream 4 x the last-level caches
     their node's CPUs share (at 2 x a read still hits the cache in part, and on a VM its
     samples came out bimodal: 11 and 35 GB/s, CV 45 %), at least 4 MiB each; one size for
-    every cell, the largest a node needs."""
+    every cell, the largest a node needs. ``smaller``: the two-point test found that a chase
+    over the reported cache already costs DRAM's latency, so half of that suffices."""
     groups = C.llc_groups(topo)
     sizes = []
     for n in C.cpu_nodes(topo):
         cpus = set(topo.cpus_of(n, usable=True))
         llc = sum(size for g, size in groups if cpus & set(g)) or C.llc_bytes(topo)
-        sizes.append(4 * llc // len(cpus))
+        sizes.append((2 if smaller else 4) * llc // len(cpus))
     return max(max(sizes) // 512 * 512, BW_MIN_BYTES)
 
 
@@ -329,6 +360,17 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
     and allocation, cannot shrink: a budget below it is refused, naming it)."""
     t0 = time.monotonic()
     topo = current_topology(topology)
+    learned_now, kept_note = None, None
+    if _learned.directory() is not None and _learned.load(topo) is None:
+        # Once per machine: what a core's caches really hold, and the rates of the plan.
+        cn = C.cpu_nodes(topo)[0]
+        mn = cn if cn in topo.usable_mems else topo.usable_mems[0]
+        learned_now = _latency.effective_cache(topo, C.node_cpu(topo, cn), mn)
+        kept_note = _learned.save(topo, {
+            "measured": time.strftime("%Y-%m-%d", time.gmtime()),
+            "cache": {k: learned_now[k] for k in ("reported_bytes", "ns_1x", "ns_4x",
+                                                  "chain_bytes", "why")},
+            "rates": {k: learned_now[k] for k in LEARNED_RATES if learned_now.get(k)}})
     p = plan(topo, full=full, all_pairs=all_pairs)
     lat_plan, bw_plan = p.latency, p.bandwidth
     scale = 1.0
@@ -378,6 +420,8 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         warnings.append("one usable CPU: no core-to-core latency")
     if (w := noise.warning()):
         warnings.append(w)
+    if kept_note:
+        warnings.append(kept_note)
     from ..workload.engines import idle_units_hint  # no engine is imported: flags only
     if (w := idle_units_hint(topo, [], command="numaprobe infer ")):
         warnings.append(w)
@@ -387,6 +431,7 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         "latency": lat.to_dict(), "bandwidth": {k: m.to_dict() for k, m in bws.items()},
         "c2c": c2c.to_dict() if c2c is not None else None,
         "plan": p.to_dict(), "budget_s": budget, "scale": scale,
+        "learned": learned_now,
         "noise": noise.to_dict(), "warnings": warnings,
         "seconds": time.monotonic() - t0,
     }
@@ -441,6 +486,9 @@ def plan_text(d: dict) -> str:
              f"  a cell: samples of {lat['loads']} loads, after a warm-up, until the 95 % "
              f"interval of the median is within {100 * lat['target']:g} %: "
              f"{lat['min_samples']} to {lat['max_samples']}, within the cell's planned time"]
+    if lat.get("sized"):
+        lines += textwrap.wrap(f"  the chain's size: {lat['sized']}", 79,
+                               subsequent_indent="    ")
     remote = bw["remote_distances"]
     how = ("every cell" if bw["full"] or len(bw["cells"]) == every else
            "the diagonal and one cell per remote class" +
@@ -484,8 +532,8 @@ def plan_text(d: dict) -> str:
         what = counts.get(part, "")
         lines.append(f"  {'core-to-core' if part == 'c2c' else part:<12}{p['seconds']:9.2f}s"
                      f"{p['seconds_min']:9.2f}s   " + (what(p) if callable(what) else what))
-    lines.append("rates assumed (stated defaults, not measured here): "
-                 + Rates(**d["rates"]).text())
+    lines += textwrap.wrap(f"rates assumed ({d.get('rates_from') or 'stated defaults'}): "
+                           + Rates(**d["rates"]).text(), 79, subsequent_indent="  ")
     return "\n".join(lines)
 
 
