@@ -178,6 +178,13 @@ def test_plan_on_every_captured_tree(tree):
     assert f"{est['total']['seconds']:.2f}s" in text.stdout
 
 
+@pytest.mark.parametrize("tree", sorted(p.name for p in DATA.iterdir() if p.is_dir()))
+def test_building_chains_stays_under_a_fifth_of_the_cells_time(tree):
+    """At the stated rates, on every captured machine (the chain 2 x the reported cache)."""
+    est = Q.plan(topology.read(DATA / tree)).estimate()["latency"]
+    assert 0 < est["build_share"] <= Q.BUILD_SHARE_MAX, (tree, est["build_share"])
+
+
 def test_the_256_cpu_plan_in_detail():
     topo = topology.read(DATA / "epyc-2p-nps4")
     assert len(topo.usable_cpus) == 256 and len(topo.nodes) == 8 and topo.packages == (0, 1)
@@ -464,6 +471,7 @@ def test_the_first_quick_check_learns_the_cache_and_rates_the_next_plan_uses(top
     assert after.rates_from.startswith("measured on this machine")
     assert after.rates.dram_ns == pytest.approx(got["dram_ns"])
     assert first["plan"] == json.loads(json.dumps(after.to_dict()))  # it ran what it learned
+    assert 0 < first["latency"]["chain_build_s"] < first["seconds"]
     second = probes.quick_check(progress=False)
     assert second["learned"] is None  # learned once
     assert "the chain's size: a chase over" in Q.plan_text(after.to_dict())

@@ -141,6 +141,7 @@ class LatencyMatrix:
     distances: dict         # (cpu node, mem node) -> SLIT
     hmat_ns: dict           # (cpu node, mem node) -> declared read latency, where declared
     stopping: dict | None = None  # the stopping rule, where one was used
+    build_s: float | None = None  # seconds spent allocating and building the chains
 
     def ns(self, cpu_node: int, mem_node: int) -> float:
         return self.cells[(cpu_node, mem_node)].ns.median
@@ -155,7 +156,8 @@ class LatencyMatrix:
                 "distances": [[self.distances[(a, b)] for b in self.mem_nodes] for a in self.cpu_nodes],
                 "hmat_read_latency_ns": [[self.hmat_ns.get((a, b)) for b in self.mem_nodes]
                                          for a in self.cpu_nodes],
-                **({"stopping": dict(self.stopping)} if self.stopping else {})}
+                **({"stopping": dict(self.stopping)} if self.stopping else {}),
+                **({"chain_build_s": self.build_s} if self.build_s is not None else {})}
 
     def table(self) -> str:
         return matrix_text(self.to_dict())
@@ -180,12 +182,14 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
     share = C.shares([(a, b) for a in cns for b in mns], shares)
     C.check_chain(chain)
     bar = C.Progress(len(cns) * len(mns), "latency", progress)
-    cells = {}
+    cells, build_s = {}, 0.0
     try:
         # One chain per memory node, chased from each CPU node in turn.
         for b in mns:
+            t0 = time.perf_counter()
             with placement.alloc(size, node=b, page=page, topology=topo) as mem:
                 pages = C.build_chain(mem, chain)
+                build_s += time.perf_counter() - t0
                 for a in cns:
                     cpu = C.node_cpu(topo, a)
                     mine = rule and C.Rule(rule.target, rule.budget * share[(a, b)], samples)
@@ -206,7 +210,7 @@ def latency_matrix(cpu_nodes=None, mem_nodes=None, *, size: int | None = None,
                          distances={(a, b): topo.distance(a, b) for a in cns for b in mns},
                          hmat_ns={(a, b): C.hmat(topo, a, b, "read_latency")
                                   for a in cns for b in mns},
-                         stopping=stopping or None)
+                         stopping=stopping or None, build_s=build_s)
 
 
 # ------------------------------------------------------------------- latency vs working set

@@ -62,6 +62,7 @@ class Rates:
 
 
 RATES = Rates()
+BUILD_SHARE_MAX = 0.20  # building the chains may take at most this share of the cells' time
 # The rates the quick check measures once on a machine (probes/_learned.py) and its later
 # plans use instead of the stated defaults.
 LEARNED_RATES = ("dram_ns", "chain_ns_per_line", "touch_gbs")
@@ -155,7 +156,9 @@ class QuickPlan:
             "loads": most * lat.loads * len(lat.cells),
             "loads_min": least * lat.loads * len(lat.cells),
             "seconds": build + sum(lat.cell_seconds(r).values()),
-            "seconds_min": build + sum(lat.cell_seconds(r, lat.min_samples).values())}
+            "seconds_min": build + sum(lat.cell_seconds(r, lat.min_samples).values()),
+            "build_seconds": build,
+            "build_share": build / (sum(lat.cell_seconds(r).values()) or 1.0)}
         alloc = streamed = seconds = 0.0
         for name in bw.kernels:
             k = KERNELS[name]
@@ -489,6 +492,12 @@ def plan_text(d: dict) -> str:
     if lat.get("sized"):
         lines += textwrap.wrap(f"  the chain's size: {lat['sized']}", 79,
                                subsequent_indent="    ")
+    share = est["latency"].get("build_share")
+    if share is not None:
+        lines.append(f"  building the chains: {est['latency']['build_seconds']:.2f} s, "
+                     f"{100 * share:.0f} % of the cells' time"
+                     + (f" (more than the {100 * BUILD_SHARE_MAX:.0f} % aimed at)"
+                        if share > BUILD_SHARE_MAX else ""))
     remote = bw["remote_distances"]
     how = ("every cell" if bw["full"] or len(bw["cells"]) == every else
            "the diagonal and one cell per remote class" +
