@@ -480,3 +480,28 @@ def test_the_first_quick_check_learns_the_cache_and_rates_the_next_plan_uses(top
 def C_LLC(topo):
     from numaprobe.probes import _common
     return _common.llc_bytes(topo)
+
+
+def test_flops_and_loaded_latency_take_the_stopping_rule_too(topo):
+    """Every probe takes --target-ci and --budget: the compute ceilings and the loaded-latency
+    curve record what ended each figure's sampling."""
+    r = probes.flops(["clock"], pass_s=0.002, target_ci=0.5, budget=5.0, topology=topo,
+                     progress=False)
+    k = r.results["clock"]
+    assert k.ended_by["one_core"] == "target" and k.one.n >= stats.MEDIAN_CI_MIN_SAMPLES
+    assert r.to_dict()["kernels"][0]["ended_by"]["one_core"] == "target"
+    plain = probes.flops(["clock"], pass_s=0.002, reps=2, topology=topo, progress=False)
+    assert plain.results["clock"].ended_by is None and plain.results["clock"].one.n == 2
+    assert "ended_by" not in plain.to_dict()["kernels"][0]
+    if len(topo.usable_cpus) >= 2:
+        curve = probes.loaded_latency(delays=(100, 0), size=16 * MiB, traffic_size=4 * MiB,
+                                      loads=1 << 16, budget=1e-9, topology=topo)
+        assert [p["ended_by"] for p in curve.points] == ["budget", "budget"]
+        assert all(p["latency"].n == 1 and p["gbs"] >= 0 for p in curve.points)
+        d = curve.to_dict()
+        assert [p["ended_by"] for p in d["points"]] == ["budget", "budget"]
+    r = subprocess.run([sys.executable, "-m", "numaprobe", "flops", "--kernels", "clock",
+                        "--target-ci", "50", "--one-core", "--json", "-q"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["result"]["kernels"][0]["ended_by"]["one_core"] in stats.ENDED_BY

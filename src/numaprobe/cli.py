@@ -426,9 +426,12 @@ def cmd_bandwidth(args) -> int:
 def cmd_loaded(args) -> int:
     from . import probes
     cn, mn = _nodes(args.cpu_nodes), _nodes(args.mem_nodes)
+    target = None if args.target_ci is None else args.target_ci / 100
+    samples = 2 if args.samples is None and target is None and args.budget is None \
+        else args.samples
     return _probe(args, "loaded-latency", lambda: probes.loaded_latency(
-        cn[0] if cn else None, mn[0] if mn else None, size=args.size, samples=args.samples,
-        progress=_progress(args)))
+        cn[0] if cn else None, mn[0] if mn else None, size=args.size, samples=samples,
+        target_ci=target, budget=args.budget, progress=_progress(args)))
 
 
 def cmd_flops(args) -> int:
@@ -439,7 +442,8 @@ def cmd_flops(args) -> int:
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()] if args.kernels else None
     return _probe(args, "flops", lambda: probes.flops(
         kernels, cpus=cpus, reps=args.reps, all_cores=not args.one_core, topology=topo,
-        progress=_progress(args)))
+        target_ci=None if args.target_ci is None else args.target_ci / 100,
+        budget=args.budget, progress=_progress(args)))
 
 
 def cmd_c2c(args) -> int:
@@ -867,8 +871,10 @@ def _add_loaded(sub) -> None:
                        "traffic at several injection delays: the latency-bandwidth curve.")
     _node_args(ll)
     ll.add_argument("--size", type=_bytes, help="bytes in the chain")
-    ll.add_argument("--samples", type=_whole(1, 10_000), default=2, metavar="N",
-                    help="latency samples per delay")
+    ll.add_argument("--samples", type=_whole(1, 10_000), metavar="N",
+                    help="latency samples per delay (default 2); with --target-ci or --budget "
+                    "the most a delay takes (default 100)")
+    _stopping_args(ll, "curve", "delay")
     _repeat_arg(ll)
 
 
@@ -900,8 +906,10 @@ def _add_flops(sub) -> None:
                     help=f"comma-separated (default: all): {', '.join(KERNELS)}")
     fl.add_argument("--cpus", metavar="LIST",
                     help="CPUs to use (default: the usable ones; the first for one core)")
-    fl.add_argument("--reps", type=_whole(1, 1000), default=7, metavar="N",
-                    help="timed passes per kernel; the figure is their median (default 7)")
+    fl.add_argument("--reps", type=_whole(1, 1000), metavar="N",
+                    help="timed passes per kernel; the figure is their median (default 7); "
+                    "with --target-ci or --budget the most a kernel takes (default 100)")
+    _stopping_args(fl, "run", "kernel")
     fl.add_argument("--one-core", action="store_true", help="skip the all-cores run")
     _repeat_arg(fl)
 

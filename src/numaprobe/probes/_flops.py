@@ -54,6 +54,7 @@ class KernelResult:
     one: Summary          # operations per second on one core
     all: Summary | None   # on every core at once (None: one core only)
     cores: int
+    ended_by: dict | None = None  # with a stopping rule: {"one_core": ..., "all_cores": ...}
 
 
 @dataclass
@@ -73,6 +74,8 @@ class FlopsResult:
         def one(r: KernelResult) -> dict:
             d = {"kernel": r.kernel, "doc": r.doc, "unit": r.unit, "cores": r.cores,
                  "one_core": r.one.to_dict(), "all_cores": r.all.to_dict() if r.all else None}
+            if r.ended_by:
+                d["ended_by"] = dict(r.ended_by)
             hz = self.clock_hz()
             if r.kernel != "clock" and hz:
                 d["per_cycle"] = r.one.median / hz
@@ -110,12 +113,15 @@ def _one_per_core(topo: Topology, cpus) -> tuple[int, ...]:
     return tuple(out)
 
 
-def flops(kernels=None, *, cpus=None, reps: int = REPS, pass_s: float = PASS_S,
-          all_cores: bool = True, topology: Topology | None = None,
+def flops(kernels=None, *, cpus=None, reps: int | None = None, pass_s: float = PASS_S,
+          all_cores: bool = True, target_ci: float | None = None,
+          budget: float | None = None, topology: Topology | None = None,
           progress: bool | None = None) -> FlopsResult:
     """The rate of each compute kernel (default: every one of this architecture; those this
     CPU lacks are refused, each with the flag it needs) on the first of ``cpus`` (default: the usable
-    ones) and, with ``all_cores``, on one CPU of each of their cores at once."""
+    ones) and, with ``all_cores``, on one CPU of each of their cores at once: ``reps`` passes
+    (default REPS), or with ``target_ci`` or ``budget`` (seconds for all of it, shared
+    equally) the stopping rule, ``reps`` at most (default RULE_MAX_SAMPLES)."""
     topo = C.topology(topology)
     cpus = placement.check_cpus(topo.usable_cpus if cpus is None else cpus, topo)
     names = list([k for k in KERNELS if ARCH.get(k, platform.machine()) == platform.machine()]
@@ -124,8 +130,11 @@ def flops(kernels=None, *, cpus=None, reps: int = REPS, pass_s: float = PASS_S,
     if bad or not names:
         raise UsageError(f"unknown kernel {bad[0]!r}; kernels: {', '.join(KERNELS)}" if bad
                          else f"no kernel given; kernels: {', '.join(KERNELS)}")
+    if reps is None:
+        reps = REPS if target_ci is None and budget is None else C.RULE_MAX_SAMPLES
     if not isinstance(reps, int) or isinstance(reps, bool) or not 1 <= reps <= 1000:
         raise UsageError(f"reps must be a whole number from 1 to 1000, got {reps!r}")
+    rule = C.stopping_rule(target_ci, budget, reps)
     if "clock" not in names:
         names.insert(0, "clock")  # the clock makes the rates per cycle
     names = list(dict.fromkeys(names))
@@ -142,11 +151,14 @@ def flops(kernels=None, *, cpus=None, reps: int = REPS, pass_s: float = PASS_S,
                 bar.step(f"{name}: refused")
                 continue
             iters = _iterations(name, cpus[0], pass_s, clk)
-            one = _rates(name, [cpus[0]], iters, reps, clk)
-            many = (_rates(name, list(team), iters, reps, clk, per_core=name == "clock")
-                    if len(team) > 1 else None)
+            # the rule's budget: an equal share for each kernel's one-core and all-core runs
+            mine = rule and rule.share(1 / (len(names) * (2 if len(team) > 1 else 1)))
+            one, e1 = _rates(name, [cpus[0]], iters, reps, clk, rule=mine)
+            many, e2 = (_rates(name, list(team), iters, reps, clk, per_core=name == "clock",
+                               rule=mine) if len(team) > 1 else (None, None))
+            ended = {k: v for k, v in (("one_core", e1), ("all_cores", e2)) if v}
             out.results[name] = KernelResult(name, info[name]["doc"], info[name]["unit"], one,
-                                             many, max(1, len(team)))
+                                             many, max(1, len(team)), ended or None)
             bar.step(f"{name}: {one.median / 1e9:.3g} G{info[name]['unit']}/s")
     finally:
         bar.close()
@@ -166,18 +178,23 @@ def _iterations(name: str, cpu: int, pass_s: float, clk) -> int:
 
 
 def _rates(name: str, cpus: list[int], iters: int, reps: int, clk,
-           per_core: bool = False) -> Summary:
+           per_core: bool = False, rule: C.Rule | None = None) -> tuple[Summary, str | None]:
     """Each pass's rate: all its operations over its span, first start to last end; with
     ``per_core`` (the clock) the mean of each thread's own rate instead, so that a thread
-    that starts late does not lower a core's clock."""
-    t0, t1, _ran = _core.fl_run(cpus, name, iters, reps)
+    that starts late does not lower a core's clock. ``reps`` passes in one run, or with a
+    stopping ``rule`` one pass a run until it stops. Returns (the rates, what ended them)."""
     ops = _core.fl_ops(name, iters)
-    if per_core:
-        rates = [statistics.fmean(ops / (clk.to_ns(b - a) / 1e9) for a, b in zip(s, e))
-                 for s, e in zip(t0, t1)]
-    else:
-        rates = [ops * len(cpus) / (clk.to_ns(max(e) - min(s)) / 1e9) for s, e in zip(t0, t1)]
-    return summarize(rates, "op/s")
+
+    def rates_of(t0, t1):
+        if per_core:
+            return [statistics.fmean(ops / (clk.to_ns(b - a) / 1e9) for a, b in zip(s, e))
+                    for s, e in zip(t0, t1)]
+        return [ops * len(cpus) / (clk.to_ns(max(e) - min(s)) / 1e9) for s, e in zip(t0, t1)]
+    if rule is None:
+        t0, t1, _ran = _core.fl_run(cpus, name, iters, reps)
+        return summarize(rates_of(t0, t1), "op/s"), None
+    xs, ended = C.sample(lambda: rates_of(*_core.fl_run(cpus, name, iters, 1)[:2])[0], rule)
+    return summarize(xs, "op/s"), ended
 
 
 # ------------------------------------------------------------------------ the result kind

@@ -32,7 +32,9 @@ class LoadedCurve:
         return {"cpu_node": self.cpu_node, "mem_node": self.mem_node, "chase_cpu": self.chase_cpu,
                 "traffic_cpus": list(self.traffic_cpus),
                 "points": [{"delay": p["delay"], "latency_ns": p["latency"].to_dict(),
-                            "gbs": p["gbs"]} for p in self.points]}
+                            "gbs": p["gbs"],
+                            **({"ended_by": p["ended_by"]} if p.get("ended_by") else {})}
+                           for p in self.points]}
 
     def warnings(self) -> list[str]:
         """A curve whose latency falls as traffic rises is not a memory system's: the idle
@@ -50,8 +52,14 @@ class LoadedCurve:
 
 def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
                    delays=DELAYS, size: int | None = None, traffic_size: int = 64 << 20,
-                   samples: int = 3, loads: int = MIN_LOADS, topology: Topology | None = None,
+                   samples: int | None = None, loads: int = MIN_LOADS,
+                   target_ci: float | None = None, budget: float | None = None,
+                   topology: Topology | None = None,
                    progress: bool | None = None) -> LoadedCurve:
+    """The chase's latency at each delay while the node's other CPUs read: ``samples`` a
+    point (default 3) in one run, or with ``target_ci`` or ``budget`` (seconds for the curve,
+    shared equally by its points) the stopping rule, one run a sample (each with its own
+    warm-up), ``samples`` a point at most (default RULE_MAX_SAMPLES)."""
     topo = C.topology(topology)
     cn = C.cpu_nodes(topo, None if cpu_node is None else [cpu_node])[0]
     if mem_node is None:
@@ -60,6 +68,11 @@ def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
     delays = [int(d) for d in delays]
     if not delays or min(delays) < 0:
         raise UsageError("delays must be whole numbers >= 0")
+    if samples is None:
+        samples = 3 if target_ci is None and budget is None else C.RULE_MAX_SAMPLES
+    if not isinstance(samples, int) or samples < 1:
+        raise UsageError(f"samples must be a whole number >= 1, got {samples!r}")
+    rule = C.stopping_rule(target_ci, budget, samples)
     cpus = list(topo.cpus_of(cn, usable=True))
     chase_cpu, traffic = cpus[-1], cpus[:-1]
     size = C.check_size(size if size is not None else default_size(topo), 128)
@@ -74,12 +87,23 @@ def loaded_latency(cpu_node: int | None = None, mem_node: int | None = None, *,
             for _ in traffic:
                 bufs.append(placement.alloc(n * 8, node=mn, topology=topo))
             for d in delays:
-                lat, nbytes, span, ran_on = _core.loaded_run(
-                    [chase_cpu, *traffic], chain.address, loads // 32 * 32, samples + 1,
-                    [b.address for b in bufs], n, d)
-                ns = [clk.to_ns(max(t - clk.overhead_ticks, 0)) / loads for t in lat[1:]]
-                gbs = sum(nbytes) / clk.to_ns(span) if span else 0.0
-                points.append({"delay": d, "latency": summarize(ns, "ns"), "gbs": gbs})
+                got = {"bytes": 0, "ticks": 0}
+
+                def run(k, d=d):
+                    """k timed samples after a warm-up, traffic meanwhile."""
+                    lat, nbytes, span, _ = _core.loaded_run(
+                        [chase_cpu, *traffic], chain.address, loads // 32 * 32, k + 1,
+                        [b.address for b in bufs], n, d)
+                    got["bytes"] += sum(nbytes)
+                    got["ticks"] += span
+                    return [clk.to_ns(max(t - clk.overhead_ticks, 0)) / loads for t in lat[1:]]
+                if rule is None:
+                    ns, ended = run(samples), None
+                else:
+                    ns, ended = C.sample(lambda: run(1)[0], rule.share(1 / len(delays)))
+                gbs = got["bytes"] / clk.to_ns(got["ticks"]) if got["ticks"] else 0.0
+                points.append({"delay": d, "latency": summarize(ns, "ns"), "gbs": gbs,
+                               "ended_by": ended})
                 bar.step(f"delay {d}: {points[-1]['latency'].median:.1f} ns at {gbs:.1f} GB/s")
     finally:
         for b in bufs:
