@@ -282,13 +282,18 @@ def test_latency_rule_refuses_bad_input(kw, match):
         probes.latency_matrix(size=16 * MiB, loads=1 << 15, **kw)
 
 
-def test_latency_cli_target_and_budget():
-    r = subprocess.run([sys.executable, "-m", "numaprobe", "latency", "--target-ci", "50",
-                        "--budget", "5", "--size", "16M", "--json", "-q"],
+def _cli_doc(*args) -> dict:
+    """A probe's document from the command line, validated."""
+    r = subprocess.run([sys.executable, "-m", "numaprobe", *args, "--json", "-q"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     results.validate(doc)
+    return doc
+
+
+def test_latency_cli_target_and_budget():
+    doc = _cli_doc("latency", "--target-ci", "50", "--budget", "5", "--size", "16M")
     assert doc["result"]["cells"][0]["ended_by"] == "target"
     assert doc["result"]["stopping"]["target"] == 0.5
     r = subprocess.run([sys.executable, "-m", "numaprobe", "latency", "--sweep", "--budget",
@@ -342,23 +347,14 @@ def test_bandwidth_and_c2c_take_the_stopping_rule(topo):
 
 
 def test_bandwidth_and_c2c_cli_take_target_and_budget(topo):
-    r = subprocess.run([sys.executable, "-m", "numaprobe", "bandwidth", "--target-ci", "50",
-                        "--budget", "5", "--size", "4M", "--json", "-q"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
-    results.validate(doc)
+    doc = _cli_doc("bandwidth", "--target-ci", "50", "--budget", "5", "--size", "4M")
     assert doc["result"]["cells"][0]["ended_by"] == "target"
     r = subprocess.run([sys.executable, "-m", "numaprobe", "bandwidth", "--peak", "--budget",
                         "1"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--peak and --threads-sweep take --reps" in r.stderr
     if len(topo.usable_cpus) >= 2:
-        r = subprocess.run([sys.executable, "-m", "numaprobe", "c2c", "--rounds", "500",
-                            "--target-ci", "50", "--json", "-q"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        assert all(p["ended_by"] in stats.ENDED_BY
-                   for p in json.loads(r.stdout)["result"]["pairs"])
+        doc = _cli_doc("c2c", "--rounds", "500", "--target-ci", "50")
+        assert all(p["ended_by"] in stats.ENDED_BY for p in doc["result"]["pairs"])
 
 
 def test_the_quick_check_fits_a_budget_and_refuses_one_it_cannot(topo):
@@ -500,8 +496,5 @@ def test_flops_and_loaded_latency_take_the_stopping_rule_too(topo):
         assert all(p["latency"].n == 1 and p["gbs"] >= 0 for p in curve.points)
         d = curve.to_dict()
         assert [p["ended_by"] for p in d["points"]] == ["budget", "budget"]
-    r = subprocess.run([sys.executable, "-m", "numaprobe", "flops", "--kernels", "clock",
-                        "--target-ci", "50", "--one-core", "--json", "-q"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["result"]["kernels"][0]["ended_by"]["one_core"] in stats.ENDED_BY
+    doc = _cli_doc("flops", "--kernels", "clock", "--target-ci", "50", "--one-core")
+    assert doc["result"]["kernels"][0]["ended_by"]["one_core"] in stats.ENDED_BY
