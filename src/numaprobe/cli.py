@@ -606,6 +606,17 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_fleet_report(args) -> int:
+    from .fleet.report import fleet_report, load_dir
+    docs, skipped = load_dir(args.dir)
+    r = fleet_report(docs, skipped)
+    warnings = [f"{len(skipped)} file(s) skipped: not result documents"] if skipped else []
+    if len(r["hosts"]) < 3:
+        warnings.append(f"{len(r['hosts'])} host(s): outliers need 3 or more")
+    _finish(args, "fleet", r, warnings=warnings)
+    return 0
+
+
 def cmd_show(args) -> int:
     from . import results
     _emit(args, results.load(args.file))
@@ -1024,6 +1035,24 @@ def _add_compare(sub) -> None:
     cmp.set_defaults(func=cmd_compare, command_name="compare")
 
 
+def _add_fleet(sub) -> None:
+    fl = sub.add_parser("fleet", help="the same measurement on many machines: the odd one "
+                        "found",
+                        description="A fleet of machines: one report with a row per host, the "
+                        "outliers on each figure (median and MAD) and the settings that may "
+                        "explain them.")
+    parts = fl.add_subparsers(title="fleet commands", metavar="COMMAND", parser_class=_Parser,
+                              required=True)
+    rp = parts.add_parser("report", help="the fleet report from a directory of documents",
+                          description="Build the fleet report from numaprobe result documents "
+                          "gathered by any means (Slurm srun, Ansible, scp): DIR holds one or "
+                          "more per host (python -m numaprobe -o HOST.json on each), the host "
+                          "taken from each document's machine fingerprint.")
+    rp.add_argument("dir", metavar="DIR")
+    _sub_output_args(rp)
+    rp.set_defaults(func=cmd_fleet_report, command_name="fleet report")
+
+
 def _add_show(sub) -> None:
     sh = sub.add_parser("show", help="a saved result document as text, CSV or JSON",
                         description="Print a saved result document as the command that made "
@@ -1056,7 +1085,7 @@ def _add_report(sub) -> None:
 
 # The subcommands in the order --help lists them: each adds its parser and its dispatch entry.
 SUBCOMMANDS = (_add_topology, _add_clock, _add_run, _add_latency, _add_bandwidth, _add_loaded,
-               _add_c2c, _add_flops, _add_infer, _add_sweep, _add_tune, _add_cost, _add_compare, _add_show, _add_plot, _add_report)
+               _add_c2c, _add_flops, _add_infer, _add_sweep, _add_tune, _add_cost, _add_compare, _add_show, _add_plot, _add_report, _add_fleet)
 
 
 def build_parser() -> argparse.ArgumentParser:

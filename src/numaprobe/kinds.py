@@ -63,7 +63,7 @@ _REGISTRY: dict[str, Kind] = {}
 # The modules that define kinds, imported on first use so that `import numaprobe` stays light.
 _PROVIDERS = ("numaprobe.topology", "numaprobe.clock", "numaprobe.probes",
               "numaprobe.workload.infer", "numaprobe.workload.cost", "numaprobe.workload.tune",
-              "numaprobe.compare")
+              "numaprobe.compare", "numaprobe.fleet.report")
 _loaded = False
 
 

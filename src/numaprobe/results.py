@@ -72,6 +72,12 @@ def fingerprint(topo: Topology, clock: dict | None = None) -> dict:
                      "numpy": _version("numpy"), "onnxruntime": _version("onnxruntime"),
                      "openvino": _version("openvino")},
         "hostname": platform.node(),
+        "memory_nodes": {str(n.id): n.memory_total for n in topo.nodes if n.has_memory},
+        "cgroup": {"cpus": list(topo.allowed.cgroup_cpus)
+                   if topo.allowed.cgroup_cpus is not None else None,
+                   "mems": list(topo.allowed.cgroup_mems)
+                   if topo.allowed.cgroup_mems is not None else None,
+                   "cpu_quota": topo.allowed.cpu_quota},
     }
 
 
@@ -228,7 +234,8 @@ def fingerprint_differences(a: dict, b: dict) -> list[str]:
               "cpu_features": "CPU units",
               "kernel": "kernel", "virtualized": "virtualisation", "thp": "THP mode",
               "numa_balancing": "NUMA balancing", "governors": "CPU governor",
-              "usable_cpus": "usable CPUs", "hostname": "host"}
+              "usable_cpus": "usable CPUs", "memory_nodes": "node memory",
+              "cgroup": "cgroup limits", "hostname": "host"}
     for key, label in labels.items():  # a field an older numaprobe did not record is no difference
         if key in fa and key in fb and fa[key] != fb[key]:
             out.append(f"{label}: {fa.get(key)} vs {fb.get(key)}")

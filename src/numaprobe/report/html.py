@@ -110,7 +110,7 @@ def command_line(asked: dict) -> str:
         elif v is not False:
             for x in values:
                 flags += [flag, _word(x)]
-    words = ["numaprobe"] + ([] if cmd == "quick" else [cmd]) + args + flags + rest
+    words = ["numaprobe"] + ([] if cmd == "quick" else cmd.split()) + args + flags + rest
     return shlex.join(words)
 
 
@@ -123,12 +123,15 @@ def _word(x) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _cli_actions(command: str) -> dict:
-    """The CLI's arguments of that subcommand ("quick": the top level), by their dest."""
+    """The CLI's arguments of that subcommand ("quick": the top level; "fleet report": a
+    subcommand's own), by their dest."""
     from ..cli import build_parser
     parser = build_parser()
-    for a in parser._actions:
-        if isinstance(a, argparse._SubParsersAction) and command in a.choices:
-            parser = a.choices[command]
+    for word in ([] if command == "quick" else command.split()):
+        for a in parser._actions:
+            if isinstance(a, argparse._SubParsersAction) and word in a.choices:
+                parser = a.choices[word]
+                break
     return {a.dest: a for a in parser._actions}
 
 
