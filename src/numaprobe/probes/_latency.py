@@ -359,6 +359,9 @@ def detect_levels(points, reported=(), step: float = 1.8) -> list[Level]:
 
 
 DRAM_WITHIN = 0.03  # a chase within 3 % of DRAM's latency gains nothing from the caches
+# The smallest chain for a DRAM latency: on this project's 2-core VM (32 MiB of L3 reported)
+# a 64 MiB chain read 3.0 % [-6.8, +1.0] below a 256 MiB one (bench/quick_precision.py).
+CHAIN_FLOOR = 128 << 20
 
 
 def chain_size(reported: int, ns_1x: float, ns_4x: float) -> tuple[int, str]:
@@ -366,9 +369,9 @@ def chain_size(reported: int, ns_1x: float, ns_4x: float) -> tuple[int, str]:
     last-level cache (1x) against one over 4x it. When 1x already costs DRAM's latency
     (within DRAM_WITHIN), the caches a core can use are smaller than reported and a chain of
     1x defeats them; else they hold part of 1x and the chain is 2x, as when nothing is
-    known. At least 64 MiB either way. Returns (bytes, why in words)."""
+    known. At least CHAIN_FLOOR either way. Returns (bytes, why in words)."""
     near = ns_1x >= (1 - DRAM_WITHIN) * ns_4x
-    size = max(reported if near else 2 * reported, 64 << 20)
+    size = max(reported if near else 2 * reported, CHAIN_FLOOR)
     why = (f"a chase over the {human_bytes(reported)} of last-level cache reported costs "
            f"{ns_1x:.3g} ns a load, {100 * (1 - ns_1x / ns_4x):+.1f} % from DRAM's {ns_4x:.3g} "
            f"ns: " + ("the cache a core can use is smaller than reported; chains of 1x it"
@@ -383,7 +386,7 @@ def effective_cache(topo: Topology, cpu: int, mem_node: int, *, loads: int = 1 <
     plan keeps them as measured rates, probes/_learned.py)."""
     reported = C.llc_bytes(topo)
     got, touch_s, build_s, nbytes, lines = {}, 0.0, 0.0, 0, 0
-    for n in (reported, max(4 * reported, 64 << 20)):
+    for n in (reported, max(4 * reported, 2 * CHAIN_FLOOR)):
         t0 = time.perf_counter()
         with placement.alloc(n, node=mem_node, topology=topo) as mem:
             t1 = time.perf_counter()
@@ -392,7 +395,7 @@ def effective_cache(topo: Topology, cpu: int, mem_node: int, *, loads: int = 1 <
             got[n] = statistics.median(_chase(cpu, mem, loads, samples))
         touch_s, build_s = touch_s + t1 - t0, build_s + t2 - t1
         nbytes, lines = nbytes + n, lines + n // C.CHAIN_STRIDE
-    ns_1x, ns_4x = got[reported], got[max(4 * reported, 64 << 20)]
+    ns_1x, ns_4x = got[reported], got[max(4 * reported, 2 * CHAIN_FLOOR)]
     size, why = chain_size(reported, ns_1x, ns_4x)
     return {"reported_bytes": reported, "ns_1x": ns_1x, "ns_4x": ns_4x, "chain_bytes": size,
             "why": why, "touch_gbs": nbytes / touch_s / 1e9 if touch_s else None,

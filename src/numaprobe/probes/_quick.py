@@ -239,10 +239,10 @@ def plan(topology: Topology | None = None, *, full: bool = False,
     if cache and isinstance(cache.get("chain_bytes"), int) and cache["chain_bytes"] > 0:
         chain, sized = cache["chain_bytes"], f"{cache['why']} (measured {when})"
     else:
-        chain = max(2 * reported, 64 << 20)
-        sized = (f"2 x the {human_bytes(reported)} of last-level cache reported, at least 64 "
-                 "MiB: what a core can use is not measured yet (the quick check measures it "
-                 "once and keeps it)")
+        chain = max(2 * reported, _latency.CHAIN_FLOOR)
+        sized = (f"2 x the {human_bytes(reported)} of last-level cache reported, at least "
+                 f"{human_bytes(_latency.CHAIN_FLOOR)}: what a core can use is not measured "
+                 "yet (the quick check measures it once and keeps it)")
     cns, mns = C.cpu_nodes(topo), C.mem_nodes(topo)
     lat_cells = tuple((a, C.node_cpu(topo, a), b) for b in mns for a in cns)
     loads = LAT_LOADS // (len(lat_cells) * (LAT_MAX_SAMPLES + 1))
