@@ -62,6 +62,21 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"  {line}")
 
 
+def workers_alive():
+    """numaprobe's inference workers that this test run started: descendants of this process
+    (a developer's numaprobe running beside the tests is not ours). A test that wants to see
+    that none was orphaned keeps the list from before and waits on it (psutil.wait_procs)."""
+    import psutil
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "numaprobe.workload.worker" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
 @pytest.fixture(scope="session")
 def topo():
     import numaprobe

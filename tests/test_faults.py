@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from conftest import workers_alive
 
 import numaprobe
 from numaprobe import results, topology
@@ -29,11 +30,6 @@ DATA = Path(__file__).parent / "data" / "sysfs"
 def cli(*args, timeout=120):
     return subprocess.run([sys.executable, "-m", "numaprobe", *args], capture_output=True,
                           text=True, timeout=timeout)
-
-
-def workers_alive():
-    return [p for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"] and "numaprobe.workload.worker" in " ".join(p.info["cmdline"])]
 
 
 # ------------------------------------------------------------------------ absurd lists
@@ -130,13 +126,16 @@ def _start_infer(tiny_model, out):
 def test_sigterm_stops_the_workers_and_keeps_what_was_measured(tiny_model, tmp_path):
     out = tmp_path / "partial.json"
     p = _start_infer(tiny_model, out)
-    assert workers_alive()
+    workers = workers_alive()
+    assert workers
     p.send_signal(signal.SIGTERM)
     stdout, stderr = p.communicate(timeout=60)
     assert p.returncode == 128 + signal.SIGTERM, stderr
     doc = results.load(out)["result"]
     assert doc["partial"] and doc["layouts"][0]["latency"]["count"] > 0
-    assert "Traceback" not in stderr and not workers_alive()
+    assert "Traceback" not in stderr
+    gone, alive = psutil.wait_procs(workers, timeout=10)  # orphans too: they were ours
+    assert not alive and not workers_alive()
 
 
 def test_a_killed_driver_takes_its_workers_with_it(tiny_model, tmp_path):

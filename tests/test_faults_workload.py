@@ -14,6 +14,7 @@ from pathlib import Path
 import onnx
 import psutil
 import pytest
+from conftest import workers_alive
 
 import numaprobe
 from numaprobe import topology
@@ -24,11 +25,6 @@ from numaprobe.workload.layout import Instance, Layout, parse_layout
 
 TREES = Path(__file__).parent / "data" / "sysfs"
 TWO_SOCKETS = numaprobe.read_topology(TREES / "two-socket-smt")
-
-
-def workers_alive():
-    return [p for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"] and "numaprobe.workload.worker" in " ".join(p.info["cmdline"])]
 
 
 # ------------------------------------------------------------------------ layout files

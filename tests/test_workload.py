@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import workers_alive
 
 import numaprobe
 from numaprobe.workload import driver
@@ -84,11 +85,6 @@ def test_overlap_and_oversubscription_refused_unless_forced(tmp_path):
 
 
 # ------------------------------------------------------------------------- real workers
-
-def workers_alive():
-    return [p for p in psutil.process_iter(["cmdline"])
-            if p.info["cmdline"] and "numaprobe.workload.worker" in " ".join(p.info["cmdline"])]
-
 
 @pytest.mark.parametrize("mode", ["closed", "single", "poisson"])
 def test_modes_measure_and_pin(tiny_model, topo, mode):

@@ -617,6 +617,30 @@ def cmd_fleet_report(args) -> int:
     return 0
 
 
+def cmd_fleet_run(args) -> int:
+    from .fleet import runner
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()] if args.hosts else None
+
+    def run(address):
+        return runner.run_fleet(args.fleet_command, args.node_args, address=address,
+                                hosts=hosts, timeout=args.timeout, show=_progress(args))
+    if args.local:
+        from .fleet.cluster import local_cluster
+        runner.check_command(args.fleet_command, args.node_args)  # refused before it starts
+        with local_cluster(args.local) as cluster:
+            r = run(cluster.address)
+    else:
+        r = run(args.address)
+    bad = [x for x in r["runs"] if x["state"] != "ok"]
+    warnings = [f"{x['host']}: {x['state']}: {x['why']}" for x in bad]
+    if len(r["hosts"]) < 3:
+        warnings.append(f"{len(r['hosts'])} host(s) answered: outliers need 3 or more")
+    _finish(args, "fleet", r, warnings=warnings)
+    if r["interrupted"]:
+        return 128 + _stopped_by
+    return 1 if bad else 0
+
+
 def cmd_show(args) -> int:
     from . import results
     _emit(args, results.load(args.file))
@@ -1051,6 +1075,35 @@ def _add_fleet(sub) -> None:
     rp.add_argument("dir", metavar="DIR")
     _sub_output_args(rp)
     rp.set_defaults(func=cmd_fleet_report, command_name="fleet report")
+    from .fleet.runner import COMMANDS, DEFAULT_TIMEOUT_S
+    what = {"quick": "the quick check (python -m numaprobe)", "latency": "numaprobe latency",
+            "bandwidth": "numaprobe bandwidth", "infer": "numaprobe infer",
+            "tune": "numaprobe tune"}
+    for name in COMMANDS:
+        sp = parts.add_parser(
+            name, allow_abbrev=False, help=f"{what[name]} on every node of a Ray cluster",
+            description=f"Run {what[name]} on every node of a Ray cluster (pip install "
+            "'numaprobe[fleet]'), one task per node holding all of its CPUs, and build the "
+            "fleet report from the documents that come back. Options this command does not "
+            f"know are the nodes' own, as for {what[name]} (e.g. --budget); NxT layouts are "
+            "scaled to each host's usable CPUs, one-per-node and cores-per-instance=K are "
+            "resolved by each host. Nodes on one machine are measured one at a time. A node "
+            "that dies, fails or passes --timeout is reported and the rest kept.")
+        where = sp.add_mutually_exclusive_group(required=True)
+        where.add_argument("--address", metavar="HOST:PORT",
+                           help="the Ray cluster's head (ray start --head prints it)")
+        where.add_argument("--local", type=_whole(1, 16), metavar="N",
+                           help="start a cluster of N Ray nodes on this machine, on 127.0.0.1 "
+                           "only, for trying the fleet out, and stop it after")
+        sp.add_argument("--hosts", type=_text("hosts"), metavar="LIST",
+                        help="only these nodes: host names, addresses or node id prefixes, "
+                        "comma-separated (default every alive node)")
+        sp.add_argument("--timeout", type=_seconds(1, 86400), default=DEFAULT_TIMEOUT_S,
+                        metavar="TIME", help="a node still running after this is stopped "
+                        "and reported (e.g. 90s, 10m)")
+        _sub_output_args(sp)
+        sp.set_defaults(func=cmd_fleet_run, command_name=f"fleet {name}", fleet_command=name,
+                        node_args=[])
 
 
 def _add_show(sub) -> None:
@@ -1136,7 +1189,7 @@ def _stop(signum, frame):
 
 # Optional dependencies and the extra that brings each (pyproject.toml).
 _EXTRAS = {"onnxruntime": "infer", "onnx": "infer", "openvino": "openvino", "matplotlib": "plot",
-           "magika": "models"}
+           "magika": "models", "ray": "fleet"}
 
 
 def main(argv=None) -> int:
@@ -1147,7 +1200,11 @@ def main(argv=None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     try:
-        args = parser.parse_args(argv)
+        args, rest = parser.parse_known_args(argv)
+        if rest and not hasattr(args, "node_args"):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        if rest:
+            args.node_args = rest  # fleet: what the fleet does not know is the nodes' command
         if getattr(args, "quick_budget", None) is not None and args.command_name != "quick":
             raise _BadInput(f"numaprobe: --budget before a subcommand is the quick check's; "
                             f"give it after '{args.command_name}'")

@@ -128,11 +128,15 @@ def _host_figures(doc: dict) -> dict:
 
 
 def fleet_report(docs: list[tuple[str, dict]], skipped: list | None = None, *,
-                 z_out: float = Z_OUT) -> dict:
-    """The fleet report (see the module's docstring) from [(file, document)]."""
+                 z_out: float = Z_OUT, hosts: list[str] | None = None) -> dict:
+    """The fleet report (see the module's docstring) from [(file, document)]. ``hosts``: each
+    document's host, where not its fingerprint's host name (the runner's node labels: two Ray
+    nodes may share a host name)."""
+    labels = hosts
     hosts: dict[str, dict] = {}
-    for name, doc in docs:
-        host = (doc.get("machine") or {}).get("hostname") or Path(name).stem
+    for i, (name, doc) in enumerate(docs):
+        host = (labels[i] if labels else None) or (doc.get("machine") or {}).get("hostname") \
+            or Path(name).stem
         h = hosts.setdefault(host, {"host": host, "files": [], "figures": {},
                                     "machine": doc.get("machine") or {}, "documents": []})
         h["files"].append(name)
@@ -230,7 +234,35 @@ def fleet_text(doc: dict) -> str:
                      + ", ".join(f"{d['host']} {d['value']}" for d in s["differ"]))
     for s in r["skipped"]:
         lines.append(f"skipped {s['file']}: {s['why']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _runs_text(r))
+
+
+def _runs_text(r: dict) -> list[str]:
+    """The runs' lines for the fleet report's text."""
+    if not r.get("runs"):
+        return []
+    c = r["cluster"]
+    lines = [f"ran '{r['command']}' on {c['nodes']} node(s) of {c['address']} "
+             f"({c['machines']} machine(s); nodes of one machine one at a time)"]
+    for x in r["runs"]:
+        line = f"  {x['host']}: {x['state']}"
+        if x["seconds"] is not None:
+            line += f" in {x['seconds']:.1f} s"
+        if x["why"]:
+            line += f": {x['why']}"
+        if x["ray_noise"]:
+            line += (f"; Ray's processes took {100 * x['ray_noise']['fraction']:.1f} % of "
+                     f"its {x['ray_noise']['cpus']} CPUs")
+        if x["dropped_env"]:
+            line += "; dropped " + ", ".join(f"{k}={v}" for k, v in x["dropped_env"].items())
+        for s in x["scaled"]:
+            line += f"; {s}"
+        if x["sent"]:
+            line += "; sent " + ", ".join(os.path.basename(p) for p in x["sent"])
+        lines.append(line)
+    if r.get("interrupted"):
+        lines.append("interrupted: the hosts above that finished are kept")
+    return lines
 
 
 def _html(doc: dict) -> str:
@@ -254,6 +286,15 @@ def _html(doc: dict) -> str:
     if items:
         parts.append('<ul class="warn">' + "".join(f"<li>{H.e(x)}</li>" for x in items)
                      + "</ul>")
+    if r.get("runs"):
+        parts.append(H.table(
+            ["host", "state", "seconds", "why", "Ray's share of the CPUs", "environment dropped"],
+            [[x["host"], x["state"], "-" if x["seconds"] is None else f"{x['seconds']:.1f}",
+              x["why"] or "-",
+              "-" if not x["ray_noise"] else f"{100 * x['ray_noise']['fraction']:.1f} %",
+              ", ".join(f"{k}={v}" for k, v in x["dropped_env"].items()) or "-"]
+             for x in r["runs"]],
+            caption=f"the run: {r['command']} on every node of {r['cluster']['address']}"))
     return "\n".join(parts)
 
 
