@@ -72,8 +72,8 @@ def test_the_goal_and_the_rounds_are_checked(topo, tiny_model):
         tune.tune(ref, topo, goal="p99")
     with pytest.raises(UsageError, match="rounds must be a whole number >= 6"):
         tune.tune(ref, topo, rounds=3)
-    with pytest.raises(UsageError, match="unknown lever 'batch'; levers: threads, pinning"):
-        tune.tune(ref, topo, levers=["batch"])
+    with pytest.raises(UsageError, match="unknown lever 'turbo'; levers: threads, pinning"):
+        tune.tune(ref, topo, levers=["turbo"])
 
 
 def test_the_command_writes_the_ladder(tiny_model, tmp_path, capsys, monkeypatch):
@@ -302,3 +302,75 @@ def test_the_rate_goal_finds_the_highest_rate_under_the_bound_for_each_layout(
     assert "rate: the highest Poisson arrival rate whose p99 stays within 50ms" in text
     assert doc["bound"] is None
     results.validate(json.loads(json.dumps(results.document("tune", doc, topo=topo))))
+
+
+def test_the_batch_lever_compares_samples_per_second_and_says_when_it_cannot_matter(
+        topo, tiny_model):
+    """A real step: the tiny model at batch 1 against batch 8 in the same rounds. Whatever
+    the verdict, the step's gain is the ratio of samples per second (an inference of batch 8
+    is 8 samples), which for this model is far above the ratio of inferences."""
+    ref = models.resolve(tiny_model)
+    doc = tune.tune(ref, topo, rounds=6, duration=0.3, progress=False, levers=("batch",),
+                    batches=[1, 8])
+    (step,) = doc["steps"]
+    assert step["tried"] == ["naive+batch8"]
+    assert step["gain"] > 2  # 8 samples per call cost far less than 8 calls
+    if step["kept"]:
+        assert doc["best"]["layout_file"]["instances"][0]["batch"] == 8
+        assert "batch 8 samples per call" in doc["best"]["commands"][0]
+        assert doc["final"]["best"]["batch"] == 8
+        assert doc["final"]["best"]["throughput"] > 2 * doc["final"]["naive"]["throughput"]
+    skip = lambda **kw: tune.tune(ref, topo, rounds=6, duration=0.1, progress=False,
+                                  levers=("batch",), **kw)["steps"][0]["skipped"]
+    assert skip() == "no batch sizes to try: give --batch, e.g. --batch 4,16"
+    assert skip(batches=[4], goal="latency").startswith("a batch of B makes each request wait")
+    with pytest.raises(UsageError, match="batch sizes are whole numbers >= 1, got 0"):
+        skip(batches=[0])
+
+
+def test_a_layouts_batch_is_checked_and_runs_as_its_own(tiny_model, topo, tmp_path):
+    from numaprobe.workload.layout import parse_layout as parse
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"instances": [{"cpus": "0", "batch": 0}]}))
+    with pytest.raises(UsageError, match=r"instances/0/batch: .*a whole number >= 1"):
+        parse(str(bad), topo)
+    if len(topo.usable_cpus) >= 2:
+        mixed = tmp_path / "mixed.json"
+        mixed.write_text(json.dumps({"instances": [{"cpus": "0", "batch": 2},
+                                                   {"cpus": "1", "batch": 4}]}))
+        with pytest.raises(UsageError, match="share a batch size"):
+            infer.run_infer(models.resolve(tiny_model), [parse(str(mixed), topo)],
+                            duration=0.1, rounds=1, topology=topo, progress=False)
+    four = tmp_path / "four.json"
+    four.write_text(json.dumps({"name": "b4", "instances": [{"cpus": "0", "intra": 1,
+                                                              "batch": 4}]}))
+    one = parse("1x1", topo)
+    doc = infer.run_infer(models.resolve(tiny_model), [one, parse(str(four), topo)],
+                          duration=0.2, rounds=2, topology=topo, progress=False)
+    a, b = doc["layouts"]
+    assert (a["batch"], b["batch"]) == (1, 4)
+    assert b["throughput"]["samples_per_s"] == pytest.approx(4 * b["throughput"]["per_s"])
+    assert all(r["samples"] == pytest.approx(4 * r["throughput"]) for r in b["rounds"])
+    assert b["vs_first"]["figure"] == "samples" and "samples_ratio" in b["vs_first"]
+    assert doc["cost_by_batch"]["4"]["ops"] == pytest.approx(4 * doc["cost"]["ops"], rel=0.01)
+    assert any("batches differ" in w for w in doc["warnings"])
+
+
+def test_the_precision_lever_on_this_cpu_bf16_where_it_has_the_units_a_refusal_where_not(
+        topo, tiny_model):
+    """--allow-precision bf16 --engines ort,openvino: on a CPU with AMX-BF16 or AVX512-BF16
+    the engine lever tries OpenVINO bf16 at the best layout and records its accuracy against
+    f32; on one without either, the tune refuses before it starts, naming the units."""
+    from numaprobe.workload import engines
+    ref = models.resolve(tiny_model)
+    run = lambda: tune.tune(ref, topo, rounds=6, duration=0.2, progress=False,
+                            levers=("engine",), engines=["ort", "openvino"],
+                            precisions=["bf16"])
+    if (engines.cpu_flags(topo) or set()) & {"amx_bf16", "avx512_bf16"}:
+        (step,) = run()["steps"]
+        assert "naive openvino bf16" in step["tried"] and step["verdict"]
+        if step["kept"] == "naive openvino bf16":
+            assert step["best"]["throughput"] > 0
+    else:
+        with pytest.raises(UsageError, match=r"bf16 needs .*AMX-BF16.*; this CPU .*has no "):
+            run()

@@ -334,6 +334,22 @@ def _seconds(lo: float, hi: float):
     return convert
 
 
+def _wholes(lo: int, hi: int, what: str):
+    """An argparse type: a comma-separated list of whole numbers from lo to hi."""
+    one = _whole(lo, hi)
+
+    def convert(text: str) -> list[int]:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"expected {what}, got an empty value")
+        try:
+            return [one(p) for p in parts]
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{what}: {e}") from None
+    convert.__name__ = what
+    return convert
+
+
 def _text(what: str):
     """An argparse type: text that is not empty (``-C ''`` must not mean 'unbound')."""
     def convert(text: str) -> str:
@@ -564,7 +580,8 @@ def cmd_tune(args) -> int:
                    dims=dims, progress=_progress(args),
                    allow_slow_precision=args.allow_slow_precision,
                    levers=[x.strip() for x in args.levers.split(",") if x.strip()]
-                   if args.levers else LEVERS)
+                   if args.levers else LEVERS,
+                   batches=args.batch or ())
         doc["warnings"] = doc.pop("notes", [])
         return doc
     return _workload(args, "tune", run, topo)
@@ -1021,6 +1038,10 @@ def _add_tune(sub) -> None:
                     "only with every output's cosine similarity to f32 >= 0.999")
     tu.add_argument("--levers", type=_text("levers"), metavar="LIST",
                     help=f"climb only these (in this order always): {', '.join(LEVERS)}")
+    tu.add_argument("--batch", type=_wholes(1, 4096, "batch sizes"), metavar="LIST",
+                    help="batch sizes the batch lever tries, e.g. 4,16 (goal throughput, a "
+                    "model with a batch dimension): compared in samples per second, an "
+                    "inference of batch B being B samples; without it the lever is skipped")
     tu.add_argument("--allow-slow-precision", action="store_true",
                     help="allow a precision this CPU has no units for")
 

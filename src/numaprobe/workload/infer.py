@@ -218,7 +218,8 @@ def versus_first(layouts: list[dict], mode: str, *, min_effect: float = stats.MI
     of a round ran back to back): ratio, interval, p-value and MDE of the primary figure (or
     of ``key``, another per-round figure: p90_ms, p99_ms, lower better, or rate, higher);
     Holm over the family of layouts decides which may be called faster or slower."""
-    key, higher = primary(mode) if key is None else (key, key in ("throughput", "rate"))
+    key, higher = primary(mode) if key is None else (key, key in ("throughput", "rate",
+                                                                   "samples"))
     base, comps = layouts[0], []
     for d in layouts[1:]:
         # Rounds pair by number; a round where either side measured nothing (a worker that
@@ -297,7 +298,16 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
             raise UsageError(f"--inputs {inputs} gives {', '.join(f'{k}={given[k]}' for k in clash)}"
                              f"; --dim says {', '.join(f'{k}={v}' for k, v in clash.items())}")
         dims = {**(dims or {}), **given}
+    from .models import BATCH_DEFAULT, has_batch_dim
+    batches = sorted({i.batch for l in layouts for i in l.instances if i.batch})
+    if batches and inputs is not None:
+        raise UsageError(f"--inputs {inputs} fixes the batch; a layout's own batch "
+                         f"({', '.join(map(str, batches))}) needs generated inputs")
+    if batches and not has_batch_dim(model_ref.path):
+        raise UsageError(f"{model_ref.name}: its inputs have no batch dimension, so a "
+                         "layout cannot set a batch size")
     work, work_warning = _cost(model_ref, dims)
+    work_of = {b: _cost(model_ref, {**(dims or {}), "batch": b})[0] for b in batches}
     variants, int8 = {}, None
     if any(i.precision == "int8" for l in layouts for i in l.instances):
         from .quantize import int8_copy
@@ -378,12 +388,15 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         d = next((d for d in doc["layouts"] if d["layout"]["name"] == layouts[k].name), None)
         if d is not None:
             d["perturbation"] = p
+    if work_of:
+        doc["cost_by_batch"] = {str(b): w for b, w in work_of.items() if w}
     if work is not None:
         doc["cost"] = work
         for d in doc["layouts"]:
             per_s = d["throughput"]["per_s"] if mode == "closed" else None
-            d["achieved"] = ({"ops_per_s": per_s * work["ops"],
-                              "weight_bytes_per_s": per_s * work["weight_bytes"]}
+            w = work_of.get(d["batch"]) or work
+            d["achieved"] = ({"ops_per_s": per_s * w["ops"],
+                              "weight_bytes_per_s": per_s * w["weight_bytes"]}
                              if per_s else None)
     if profile and error is None:
         _bounds(doc, work, topo)
@@ -403,6 +416,17 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         doc["error"] = "interrupted (Ctrl-C)"
         raise driver.Interrupted(error.partial, document=doc) from error
     return doc
+
+
+def _count_samples(d: dict, run_batch: int) -> None:
+    """A layout's entry counted in samples too: ``batch`` (its instances' or the run's) and
+    samples per second, overall and per round (an inference of batch B is B samples), so that
+    layouts of different batches compare on what they deliver."""
+    b = (d["layout"]["instances"][0].get("batch") if d["layout"]["instances"] else None)
+    d["batch"] = b = int(b or run_batch)
+    d["throughput"]["samples_per_s"] = d["throughput"]["per_s"] * b
+    for r in d.get("rounds") or []:
+        r["samples"] = r["throughput"] * b if r.get("throughput") is not None else None
 
 
 def _cost(model_ref, dims) -> tuple[dict | None, str | None]:
@@ -540,6 +564,7 @@ def document(model_ref, layouts, runs, topo, **asked) -> dict:
         if not runs[k]:
             continue
         d = summarize_run(_combine(runs[k]), topo)
+        _count_samples(d, int((asked.get("dims") or {}).get("batch", 1)))
         out.append(d)
         warnings += [f"{layout.name}: {w}" for w in d["latency"]["warnings"]]
         warnings += [f"{layout.name}: {s['asked_precision']} asked, {s['engine']} ran "
@@ -547,10 +572,17 @@ def document(model_ref, layouts, runs, topo, **asked) -> dict:
                      for s in d["settings"] if s.get("asked_precision") not in (
                          None, s.get("precision"))]
     if len(out) > 1:
+        # Layouts of different batches compare on samples per second (closed loop).
+        mixed = asked["mode"] == "closed" and len({d["batch"] for d in out}) > 1
         for d, vs in zip(out[1:], versus_first(
                 out, asked["mode"], min_effect=asked.get("min_effect", stats.MIN_EFFECT_ROUNDS),
-                max_noise=asked.get("max_noise", stats.MAX_NOISE))):
+                max_noise=asked.get("max_noise", stats.MAX_NOISE),
+                key="samples" if mixed else None)):
             d["vs_first"] = vs
+        if mixed:
+            warnings.append("the layouts' batches differ: they are compared in samples per "
+                            "second (an inference of batch B is B samples), and latency is "
+                            "per inference, of B samples")
     warnings += implausible(out, asked["mode"])
     if len(topo.nodes) == 1:
         warnings.append("one NUMA node: memory placement cannot differ between layouts here")
@@ -563,6 +595,8 @@ def implausible(layouts: list[dict], mode: str) -> list[str]:
     """Results that should not be ranked as they stand, in words: a layout whose per-round
     figure has two modes, and a best layout that changes from round to round."""
     key, higher = primary(mode)
+    if key == "throughput" and len({d.get("batch") for d in layouts}) > 1:
+        key = "samples"  # batches differ: what each delivers
     out = []
     for d in layouts:
         empty = sum(1 for r in d["rounds"] if not r[key])
@@ -709,7 +743,8 @@ def table(doc: dict) -> str:
     for d in doc["layouts"]:
         t, lat = d["throughput"], d["latency"]
         vs = d.get("vs_first", {})
-        ratio = vs.get("throughput_ratio") if asked["mode"] == "closed" else vs.get("p50_ratio")
+        ratio = (vs.get("throughput_ratio") or vs.get("samples_ratio")
+                 if asked["mode"] == "closed" else vs.get("p50_ratio"))
         if not vs:
             vs_text = "(baseline)"
         elif ratio and ratio[0] is not None:

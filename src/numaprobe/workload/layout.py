@@ -26,8 +26,10 @@ or all of an OpenVINO instance's threads; 0: the engine's default; default one p
 ``inter`` (>= 1; default 1), ``streams`` (OpenVINO's requests in flight, >= 0; 0: the
 engine's own; default 1), ``spin`` and ``pin`` (true or false), ``engine`` (ort, openvino)
 and ``precision`` (f32, bf16, f16); an instance without engine or precision takes the run's
-(``--engines``, ``--precision``: ``combine``). Anything else is refused, naming the file and
-the field.
+(``--engines``, ``--precision``: ``combine``); ``batch`` (a whole number >= 1: the samples one
+inference feeds, where the model has a batch dimension; left out: the run's, ``--dim batch=B``,
+default 1; the instances of one layout share it). Anything else is refused, naming the file
+and the field.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ class Instance:
     engine: str | None = None      # ort, openvino; None: the run's (engines.DEFAULT_ENGINE)
     precision: str | None = None   # f32, bf16, f16; None: the run's (engines.DEFAULT_PRECISION)
     streams: int = 1               # requests in flight (OpenVINO); 0: the engine's own
+    batch: int | None = None       # samples per inference; None: the run's (--dim batch=B)
 
     def to_dict(self) -> dict:
         """As a document and a worker see it: an engine or precision not set is the default."""
@@ -100,7 +103,9 @@ def describe(layout: dict) -> str:
             else "default memory"
         cpus = parse_list(i["cpus"]) if i.get("cpus") else ()
         parts.append(f"{ids('CPU', cpus) if cpus else 'CPUs not recorded'} ({mem})")
-    return f"{layout['name']}: {plural(len(parts), 'instance')}: " + "; ".join(parts)
+    batch = (layout["instances"][0].get("batch") if layout["instances"] else None)
+    return (f"{layout['name']}: {plural(len(parts), 'instance')}"
+            + (f" of batch {batch}" if batch else "") + ": " + "; ".join(parts))
 
 
 def asked_settings(inst: dict) -> dict:
@@ -240,7 +245,7 @@ def _n_by_t(topo, n, t, nodes_text, spin, name) -> Layout:
 
 _FILE_KEYS = ("name", "instances")
 _INSTANCE_KEYS = ("cpus", "policy", "nodes", "intra", "inter", "streams", "spin", "pin",
-                  "engine", "precision")
+                  "engine", "precision", "batch")
 _POLICIES = ("bind", "preferred", "interleave")
 
 
@@ -317,6 +322,8 @@ def _instance(where: str, item, topo: Topology, spin: bool) -> Instance:
     counts = {"intra": (item.get("intra", len(cpus)), 0, f" (0: {engine.title}'s default)"),
               "inter": (item.get("inter", 1), 1, ""),
               "streams": (item.get("streams", 1), 0, " (0: the engine's own)")}
+    if "batch" in item:
+        counts["batch"] = (item["batch"], 1, " (the samples one inference feeds)")
     for key, (value, least, note) in counts.items():
         if not _whole(value, least):
             raise _must(f"{where}/{key}", f"a whole number >= {least}{note}", value)
@@ -326,7 +333,8 @@ def _instance(where: str, item, topo: Topology, spin: bool) -> Instance:
             raise _must(f"{where}/{key}", "true or false", value)
     inst = Instance(cpus=cpus, policy=policy, nodes=tuple(nodes), intra=counts["intra"][0],
                     inter=counts["inter"][0], streams=counts["streams"][0],
-                    engine=named["engine"][0], precision=named["precision"][0], **flags)
+                    engine=named["engine"][0], precision=named["precision"][0],
+                    batch=counts["batch"][0] if "batch" in counts else None, **flags)
     if inst.engine is not None:  # what this engine cannot run, named by the field that asks it
         precision = inst.precision or engines.DEFAULT_PRECISION
         for key, why in (("precision", engines.limit(inst.engine, precision)),
@@ -415,6 +423,12 @@ def validate(layout: Layout, topo: Topology, *, force: bool = False) -> None:
             if value is not None and value not in allowed:
                 raise UsageError(f"{where}/{key}: unknown {key} {value!r}; {key}s: "
                                  f"{', '.join(allowed)}")
+        if inst.batch is not None and (not isinstance(inst.batch, int) or inst.batch < 1):
+            raise UsageError(f"{where}/batch: a whole number >= 1, got {inst.batch!r}")
+        if inst.batch != layout.instances[0].batch:
+            raise UsageError(f"{where}/batch: the instances of one layout share a batch size "
+                             f"(instance 0 has {layout.instances[0].batch}, this one "
+                             f"{inst.batch}); run different batches as different layouts")
         if not force and inst.intra > len(inst.cpus):
             raise UsageError(f"{where}/intra: {inst.intra} threads on {len(inst.cpus)} CPU(s) "
                              f"({format_list(inst.cpus)}): oversubscribed (use --force to run it)")

@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import UsageError
 
 __all__ = ["BUILTINS", "PACKAGES", "ModelRef", "InputSpec", "resolve", "inputs", "outputs",
-           "make_inputs", "describe", "default_cache_dir", "MODEL_VERSION", "OPSET"]
+           "has_batch_dim", "make_inputs", "describe", "default_cache_dir", "MODEL_VERSION", "OPSET"]
 
 OPSET = 20          # ai.onnx opset of the built-in models (Gelu appeared in 20)
 IR_VERSION = 9      # the lowest IR version that carries opset 20, for older onnxruntimes
@@ -537,6 +537,13 @@ _ANONYMOUS_DIM = re.compile(r"(unk__\d+|(p2o\.)?DynamicDimension\.\d+|N|n|None|-
 def _is_batch_dim(name: str, axis: int) -> bool:
     return name == "batch" or (axis == 0 and ("batch" in name.lower()
                                               or bool(_ANONYMOUS_DIM.fullmatch(name))))
+
+
+def has_batch_dim(path: str) -> bool:
+    """Whether one of the model's inputs has a dynamic batch dimension (one that --dim batch=B
+    or a layout's batch sets)."""
+    return any(isinstance(d, str) and _is_batch_dim(d, axis)
+               for s in inputs(path) for axis, d in enumerate(s.shape or ()))
 
 
 def make_inputs(specs: list[InputSpec], dims: Mapping[str, int] | None = None,

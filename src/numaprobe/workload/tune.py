@@ -7,7 +7,8 @@ the candidates), and the best candidate is kept only when its verdict is "faster
 goal. A lever that cannot matter here is skipped with the reason. At the end the winner runs
 once more against naive in fresh rounds, so the total is not the best of many draws.
 
-Goals (parse_goal): ``throughput`` (closed loop, inferences per second), ``latency`` (one
+Goals (parse_goal): ``throughput`` (closed loop, samples per second: an inference of batch B
+is B samples, so the batch lever, which tries ``--batch`` sizes, compares what each delivers), ``latency`` (one
 request at a time, p50) and ``p99:Xms`` (one request at a time, p99, and whether the best
 meets the bound X). Each step's gain is the candidate's over the current best's (throughput
 ratio, or the latency ratio inverted), with its 95 % interval over rounds. The winner's total
@@ -74,7 +75,7 @@ def parse_goal(text: str) -> Goal:
                      "example p99:50ms: the p99 of one request at a time, against 50 ms), "
                      "rate:p99:Xms (the highest Poisson arrival rate whose p99 stays within "
                      "X ms)")
-LEVERS = ("threads", "pinning", "memory", "instances", "spinning", "smt", "engine")
+LEVERS = ("threads", "pinning", "memory", "instances", "batch", "spinning", "smt", "engine")
 ROUNDS = 8          # per step: an exact sign-flip test over 8 rounds can reach p < 0.01
 MIN_ROUNDS = 6      # below this no step could ever be significant (2 / 2^5 > 0.05)
 STARTUP_S = 2.5     # stated estimate of a worker's start per layout and round, for the budget
@@ -100,9 +101,11 @@ class Step:
 
 
 def _figures(d: dict) -> dict:
-    lat = d["latency"]
-    return {"layout": d["layout"]["name"], "throughput": d["throughput"]["per_s"],
-            "throughput_ci": d["throughput"]["ci"],
+    """A layout's figures on the ladder; throughput in samples per second (an inference of
+    batch B is B samples: the same as inferences at batch 1)."""
+    lat, b = d["latency"], d.get("batch", 1)
+    return {"layout": d["layout"]["name"], "throughput": d["throughput"]["per_s"] * b,
+            "throughput_ci": [x * b for x in d["throughput"]["ci"]], "batch": b,
             **{k: lat[k]["ms"] for k in ("p50", "p90", "p99") if lat.get(k)},
             **({"rate": d["rate"]["per_s"]} if d.get("rate") else {})}
 
@@ -112,9 +115,11 @@ def _renamed(layout: Layout, name: str, **fields) -> Layout:
         dataclasses.replace(i, **fields) for i in layout.instances))
 
 
-def _candidates(lever: str, best: Layout, topo: Topology, engines_allowed, precisions_allowed
-                ) -> tuple[list[Layout], str | None]:
-    """The changes ``lever`` proposes to ``best``, or the reason it cannot matter here."""
+def _candidates(lever: str, best: Layout, topo: Topology, engines_allowed, precisions_allowed,
+                batch: tuple = (None, (), True)) -> tuple[list[Layout], str | None]:
+    """The changes ``lever`` proposes to ``best``, or the reason it cannot matter here.
+    ``batch``: (the goal's name, the --batch sizes, whether the model has a batch
+    dimension)."""
     inst = best.instances
     if lever == "threads":
         if all(i.intra for i in inst):
@@ -150,6 +155,18 @@ def _candidates(lever: str, best: Layout, topo: Topology, engines_allowed, preci
                 lay = _renamed(lay, lay.name, policy=None, nodes=())
             out.append(lay)
         return (out, None) if out else ([], "one CPU: nothing to divide")
+    if lever == "batch":
+        goal, sizes, batched = batch
+        if goal != "throughput":
+            return [], (f"a batch of B makes each request wait for B - 1 others: a lever for "
+                        f"throughput, not for goal {goal}")
+        if not batched:
+            return [], "the model's inputs have no batch dimension"
+        now = inst[0].batch or 1
+        sizes = [b for b in dict.fromkeys(sizes) if b != now]
+        if not sizes:
+            return [], "no batch sizes to try: give --batch, e.g. --batch 4,16"
+        return [_renamed(best, f"{best.name}+batch{b}", batch=b) for b in sizes], None
     if lever == "spinning":
         if any((i.engine or _engines.DEFAULT_ENGINE) != "ort" for i in inst):
             return [], "OpenVINO has no spinning setting"
@@ -185,11 +202,13 @@ def tune(model_ref, topo: Topology, *, goal: str = "throughput", budget_s: float
          start: Layout | None = None, engines=(_engines.DEFAULT_ENGINE,),
          precisions=(), rounds: int = ROUNDS, duration: float | None = None,
          dims=None, max_accuracy_loss: float = MAX_ACCURACY_LOSS, progress=None,
-         allow_slow_precision: bool = False, levers=LEVERS) -> dict:
+         allow_slow_precision: bool = False, levers=LEVERS, batches=()) -> dict:
     """The ladder (see the module's docstring) as a document: every step, the final layout
     against naive, and the final layout as a layout file and as launcher commands.
-    ``levers``: a subset of LEVERS to climb (always in LEVERS' order)."""
+    ``levers``: a subset of LEVERS to climb (always in LEVERS' order); ``batches``: the batch
+    sizes the batch lever tries (throughput compared in samples per second)."""
     from .infer import run_infer
+    from .models import has_batch_dim
     aim = parse_goal(goal)
     goal = aim.name
     if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < MIN_ROUNDS:
@@ -208,11 +227,16 @@ def tune(model_ref, topo: Topology, *, goal: str = "throughput", budget_s: float
         _engines.check_cpu(p, topo, allow_slow=allow_slow_precision)
     for e in engines:
         _engines.get(e).require()
+    bad = [b for b in batches if not isinstance(b, int) or isinstance(b, bool) or b < 1]
+    if bad:
+        raise UsageError(f"batch sizes are whole numbers >= 1, got {bad[0]!r}")
+    batch = (goal, tuple(batches), has_batch_dim(model_ref.path))
     naive = parse_layout("naive", topo)
     best = start or naive
     mode = aim.mode
     # The budget: each lever's candidates plus the current best, rounds each, plus the final.
-    plan = sum(1 + len(_candidates(lv, naive, topo, engines, precs)[0]) for lv in levers) + 4
+    plan = sum(1 + len(_candidates(lv, naive, topo, engines, precs, batch)[0])
+               for lv in levers) + 4
     if aim.key == "rate":  # every layout at each offered rate, and a pilot round
         plan *= len(RATE_FRACTIONS) + 1
     if duration is None:
@@ -231,7 +255,7 @@ def tune(model_ref, topo: Topology, *, goal: str = "throughput", budget_s: float
     final = start_figures = None
     try:
         for n, lever in enumerate(levers):
-            cands, why = _candidates(lever, best, topo, engines, precs)
+            cands, why = _candidates(lever, best, topo, engines, precs, batch)
             if why:
                 steps.append(Step(lever, [], skipped=why))
                 continue
@@ -291,8 +315,8 @@ def progress_say(progress):
 def _gain(vs: dict, aim: Goal) -> tuple[float | None, tuple | None]:
     """A comparison's gain for the goal (the ratio, inverted where lower is better) and its
     interval."""
-    ratio = (vs.get("throughput_ratio") or vs.get("p50_ratio") or vs.get("p99_ratio")
-             or vs.get("rate_ratio") or [None, None, None])
+    ratio = (vs.get("throughput_ratio") or vs.get("samples_ratio") or vs.get("p50_ratio")
+             or vs.get("p99_ratio") or vs.get("rate_ratio") or [None, None, None])
     if ratio[0] is None:
         return None, None
     if None in ratio[1:]:  # not established: no interval
@@ -512,6 +536,8 @@ def layout_file(layout: Layout) -> dict:
              "precision": i.precision or _engines.DEFAULT_PRECISION}
         if (i.engine or _engines.DEFAULT_ENGINE) == "openvino":
             d["streams"] = i.streams
+        if i.batch:
+            d["batch"] = i.batch
         out.append(d)
     return {"name": layout.name.split("#")[0], "instances": out}
 
@@ -528,6 +554,8 @@ def launch_commands(layout: Layout, topo: Topology) -> list[str]:
                    f"allow_spinning={int(i.spin)}" if engine == "ort" else
                    f"INFERENCE_NUM_THREADS={i.intra}, NUM_STREAMS={i.streams}, "
                    f"ENABLE_CPU_PINNING={i.pin}")
+        if i.batch:
+            threads += f"; batch {i.batch} samples per call"
         cpus = format_list(i.cpus)
         lines.append(f"numactl -C {cpus}{mem} -- YOUR_SERVER   # {engine}: {threads}"
                      if i.pin else f"YOUR_SERVER   # not pinned; {engine}: {threads}")
@@ -549,7 +577,8 @@ def _value(figs: dict, fig: str, unit: str) -> str:
     if v is None:
         return "-"
     if fig == "throughput":
-        return f"{v:.1f} {unit}"
+        b = figs.get("batch") or 1
+        return f"{v:.1f} samples/s (batch {b})" if b > 1 else f"{v:.1f} {unit}"
     return f"{fig} {v:.3g} {unit}"
 
 

@@ -108,7 +108,9 @@ def main() -> int:
             pick = cfg["index"] % len(samples)
             feeds, fed = samples[pick], f"{os.path.basename(cfg['inputs'])}, sample {pick}"
         else:
-            feeds = make_inputs(inputs(cfg["model"]), cfg["dims"], seed=cfg["index"])
+            dims = {**(cfg["dims"] or {}), **({"batch": inst["batch"]} if inst.get("batch")
+                                              else {})}
+            feeds = make_inputs(inputs(cfg["model"]), dims, seed=cfg["index"])
             fed = f"generated, seed {cfg['index']}"
         reference = _reference(engine, cfg, inst, feeds)
         session = engine.build(engines.Request.of(cfg["model"], inst,
