@@ -637,6 +637,28 @@ def verdict(comparison: "RoundComparison", *, rejected: bool,
     return Verdict(NO_CHANGE, detect)
 
 
+def paired_family(sides, *, higher_is_better: bool, noise=None, few=None,
+                  min_effect: float = MIN_EFFECT_ROUNDS, max_noise: float = MAX_NOISE
+                  ) -> list[tuple["RoundComparison", "Verdict"]]:
+    """A family of paired comparisons and their verdicts: ``sides`` is [(A's figure per round,
+    B's figure per round)], each B against its A over the rounds they ran together (a round
+    without a figure on either side, None or 0, stays out of its pair), Holm over the family.
+    ``noise``: per side pair the (share_a, share_b) for ``verdict``; ``few(k, n)``: why the
+    k-th comparison's n pairs are too few to establish it, where the caller can say it
+    better."""
+    comps = []
+    for k, (a, b) in enumerate(sides):
+        pairs = [(x, y) for x, y in zip(a, b) if x and y]
+        c = paired_ratio([x for x, _ in pairs], [y for _, y in pairs],
+                         higher_is_better=higher_is_better, family=len(sides))
+        if few is not None and not c.established and len(pairs) < MIN_ROUNDS:
+            c = dataclasses.replace(c, reason=few(k, len(pairs)))
+        comps.append(c)
+    return [(c, verdict(c, rejected=rej, min_effect=min_effect, max_noise=max_noise,
+                        noise=noise[k] if noise else None))
+            for k, (c, rej) in enumerate(zip(comps, holm([c.p_value for c in comps])))]
+
+
 def rounds_needed(sd_log: float, effect: float, *, confidence: float = 0.95,
                   power: float = 0.8, paired: bool = True, family: int = 1,
                   max_rounds: int = 100_000) -> int:

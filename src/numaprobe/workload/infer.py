@@ -220,27 +220,23 @@ def versus_first(layouts: list[dict], mode: str, *, min_effect: float = stats.MI
     Holm over the family of layouts decides which may be called faster or slower."""
     key, higher = primary(mode) if key is None else (key, key in ("throughput", "rate",
                                                                    "samples"))
-    base, comps = layouts[0], []
-    for d in layouts[1:]:
-        # Rounds pair by number; a round where either side measured nothing (a worker that
-        # finished no inference, a partial round) has no ratio and stays out.
-        pairs = [(ra[key], rb[key]) for ra, rb in zip(base["rounds"], d["rounds"])
-                 if ra[key] and rb[key]]
-        c = stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
-                               higher_is_better=higher, family=len(layouts) - 1)
-        if not c.established and len(pairs) < stats.MIN_ROUNDS:
-            c = dataclasses.replace(c, reason=(
-                f"{len(pairs)} round(s) with a figure on both sides ({base['layout']['name']} "
-                f"ran {len(base['rounds'])}, {d['layout']['name']} {len(d['rounds'])}); a "
-                f"verdict needs {stats.MIN_ROUNDS}: rerun with --rounds {stats.DEFAULT_ROUNDS}"))
-        comps.append(c)
-    rejected = stats.holm([c.p_value for c in comps])
+    base, others = layouts[0], layouts[1:]
+
+    def worst(x):  # the largest share of the CPUs others took in any of a layout's rounds
+        return max((r["noise"] for r in x["rounds"] if r["noise"] is not None), default=None)
+
+    def few(k, n):  # a round where either side measured nothing stays out of the pairs
+        d = others[k]
+        return (f"{n} round(s) with a figure on both sides ({base['layout']['name']} ran "
+                f"{len(base['rounds'])}, {d['layout']['name']} {len(d['rounds'])}); a "
+                f"verdict needs {stats.MIN_ROUNDS}: rerun with --rounds {stats.DEFAULT_ROUNDS}")
+    family = stats.paired_family(
+        [([r[key] for r in base["rounds"]], [r[key] for r in d["rounds"]]) for d in others],
+        higher_is_better=higher, noise=[(worst(base), worst(d)) for d in others], few=few,
+        min_effect=min_effect, max_noise=max_noise)
+    name = "throughput_ratio" if key == "throughput" else f"{key.split('_')[0]}_ratio"
     out = []
-    for d, c, rej in zip(layouts[1:], comps, rejected):
-        worst = [max((r["noise"] for r in x["rounds"] if r["noise"] is not None), default=None)
-                 for x in (base, d)]
-        v = stats.verdict(c, rejected=rej, min_effect=min_effect, noise=worst, max_noise=max_noise)
-        name = "throughput_ratio" if key == "throughput" else f"{key.split('_')[0]}_ratio"
+    for c, v in family:
         finite = [x if np.isfinite(x) else None for x in (c.ratio, *c.ci)]  # JSON has no NaN
         out.append({name: finite, "verdict": v.word, "detail": v.detail,
                     "figure": key, "comparison": c.to_dict()})
@@ -399,7 +395,7 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
                               "weight_bytes_per_s": per_s * w["weight_bytes"]}
                              if per_s else None)
     if profile and error is None:
-        _bounds(doc, work, topo)
+        _bounds(doc, topo)
     if (profile or perturb) and error is None:
         for d in doc["layouts"]:
             d["bottleneck"] = bottleneck(d)
@@ -442,22 +438,13 @@ def _cost(model_ref, dims) -> tuple[dict | None, str | None]:
             "ops_by_type": {k: t["ops"] for k, t in c.by_type().items() if t["ops"]}}, None
 
 
-def _bounds(doc: dict, work: dict | None, topo: Topology) -> None:
-    """Each layout's roofline verdict (roofline.py), from ceilings measured now, after the
+def _bounds(doc: dict, topo: Topology) -> None:
+    """Each layout's roofline verdict (roofline.bound), from ceilings measured now, after the
     rounds, on each layout's CPUs."""
     from . import roofline
     cache: dict = {}
     for d in doc["layouts"]:
-        if work is None:
-            d["roofline"] = {"bound": None, "words": "the model's cost is not known: no bound"}
-            continue
-        ran = (d.get("settings") or [{}])[0].get("precision") or _engines.DEFAULT_PRECISION
-        try:
-            ceiling = roofline.ceilings(d["layout"], ran, work["weight_bytes"], topo, cache)
-        except (UsageError, OSError) as e:
-            d["roofline"] = {"bound": None, "words": f"the ceilings could not be measured: {e}"}
-            continue
-        d["roofline"] = roofline.verdict(d, ceiling)
+        d["roofline"] = roofline.bound(d, roofline.work_of(doc, d), topo, cache)
 
 
 PROFILE_S = 2.0  # seconds of the profiling pass (infer --profile), at most --duration

@@ -102,16 +102,11 @@ def summarize(runs: dict, *, cpus, node: int, note: str | None) -> dict:
     the unloaded level; a round with no throughput on either side stays out of its pair."""
     base = runs["none"]
     names = [n for n in runs if n != "none"]
-    comps = []
-    for n in names:
-        pairs = [(a["throughput"], b["throughput"]) for a, b in zip(base, runs[n])
-                 if a["throughput"] and b["throughput"]]
-        comps.append(stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
-                                        higher_is_better=True, family=len(names)))
-    rejected = stats.holm([c.p_value for c in comps])
+    family = stats.paired_family(
+        [([x["throughput"] for x in base], [x["throughput"] for x in runs[n]]) for n in names],
+        higher_is_better=True)
     loads = []
-    for n, c, rej in zip(names, comps, rejected):
-        v = stats.verdict(c, rejected=rej)
+    for n, (c, v) in zip(names, family):
         gbs = float(np.median([x["gbs"] for x in runs[n]])) if runs[n] else 0.0
         kind = next((k for name, k, _ in LOADS if name == n), "traffic")
         finite = [x if np.isfinite(x) else None for x in (c.ratio, *c.ci)]

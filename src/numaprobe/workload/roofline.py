@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..topology import Topology, format_list, human_bytes, parse_list
 from ..words import ids
 
-__all__ = ["BOUND_AT", "KERNELS_FOR", "ceilings", "verdict"]
+__all__ = ["BOUND_AT", "KERNELS_FOR", "ceilings", "verdict", "bound", "work_of"]
 
 BOUND_AT = 0.5
 # The compute kernels for each precision, fastest first (probes/_flops.py).
@@ -118,3 +118,24 @@ def verdict(d: dict, ceiling: dict) -> dict:
         words += f"; {ceiling['compute_note']}"
     return {"bound": bound, "compute_share": fc, "memory_share": fm,
             "ceilings": ceiling, "words": words}
+
+
+def work_of(doc: dict, entry: dict) -> dict | None:
+    """The model's cost per inference at a layout entry's batch (infer's document: ``cost``
+    at the run's dimensions, ``cost_by_batch`` for layouts with a batch of their own)."""
+    return (doc.get("cost_by_batch") or {}).get(str(entry.get("batch"))) or doc.get("cost")
+
+
+def bound(entry: dict, work: dict | None, topo: Topology, cache: dict) -> dict:
+    """A layout entry's roofline verdict (``verdict``) against ceilings measured now on its
+    CPUs, once per CPU set and precision (``cache``), or {"bound": None, "words": why not}."""
+    from ..errors import UsageError
+    from .engines import DEFAULT_PRECISION
+    if work is None:
+        return {"bound": None, "words": "the model's cost is not known: no bound"}
+    ran = (entry.get("settings") or [{}])[0].get("precision") or DEFAULT_PRECISION
+    try:
+        ceiling = ceilings(entry["layout"], ran, work["weight_bytes"], topo, cache)
+    except (UsageError, OSError) as e:
+        return {"bound": None, "words": f"the ceilings could not be measured: {e}"}
+    return verdict(entry, ceiling)

@@ -279,7 +279,7 @@ def tune(model_ref, topo: Topology, *, goal: str = "throughput", budget_s: float
                 quantized = doc.get("int8")
             elif step.kept:
                 quantized = None
-            step.bottleneck = _bottleneck(kept_doc, doc.get("cost"), topo, ceilings)
+            step.bottleneck = _bottleneck(kept_doc, doc, topo, ceilings)
             steps.append(step)
         if best is not naive:
             say("tune: the final: the best against naive, in fresh rounds")
@@ -413,18 +413,14 @@ def _step(lever, cands, doc, best, aim: Goal, max_accuracy_loss, noisy):
     return step, best, base
 
 
-def _bottleneck(entry: dict, work: dict | None, topo: Topology, cache: dict) -> str | None:
-    """The roofline's words for a layout's entry (its achieved rates against the ceilings of
-    its CPUs, measured once per CPU set and precision): what bounds it now."""
+def _bottleneck(entry: dict, doc: dict, topo: Topology, cache: dict) -> str | None:
+    """The roofline's words for a layout's entry of ``doc`` (roofline.bound: its achieved
+    rates against the ceilings of its CPUs, measured once per CPU set and precision): what
+    bounds it now."""
     from . import roofline
-    if not work or not entry.get("achieved"):
+    if not doc.get("cost") or not entry.get("achieved"):
         return None
-    ran = (entry.get("settings") or [{}])[0].get("precision") or _engines.DEFAULT_PRECISION
-    try:
-        ceiling = roofline.ceilings(entry["layout"], ran, work["weight_bytes"], topo, cache)
-    except (UsageError, OSError) as e:
-        return f"the ceilings could not be measured: {e}"
-    return roofline.verdict(entry, ceiling)["words"]
+    return roofline.bound(entry, roofline.work_of(doc, entry), topo, cache)["words"]
 
 
 def _parts(best: Layout, naive: Layout) -> list[Layout]:
@@ -505,19 +501,17 @@ def totals(rows: list[dict], aim: Goal) -> list[dict]:
     Holm over the parts): what the layout alone bought (same engine, same numerics), then
     the engine, then the precision. A part the best does not change is left out."""
     key, higher = aim.key, aim.higher
-    comps, names = [], []
-    for prev, cur in zip(rows, rows[1:]):
+    names = []
+    for cur in rows[1:]:
         tag = cur["layout"]["name"].rsplit("#", 1)[-1]
         if tag == "final" and len(rows) == 2:
             tag = "layout"  # the best changed only the layout
-        pairs = [(a[key], b[key]) for a, b in zip(prev["rounds"], cur["rounds"])
-                 if a[key] and b[key]]
-        comps.append(stats.paired_ratio([a for a, _ in pairs], [b for _, b in pairs],
-                                        higher_is_better=higher, family=len(rows) - 1))
         names.append(PARTS.get(tag, tag))
+    family = stats.paired_family(
+        [([r[key] for r in prev["rounds"]], [r[key] for r in cur["rounds"]])
+         for prev, cur in zip(rows, rows[1:])], higher_is_better=higher)
     out = []
-    for name, c, rej in zip(names, comps, stats.holm([c.p_value for c in comps])):
-        v = stats.verdict(c, rejected=rej)
+    for name, (c, v) in zip(names, family):
         g = c.ratio if higher else 1 / c.ratio
         ci = c.ci if higher else (1 / c.ci[1], 1 / c.ci[0])
         finite = [x if math.isfinite(x) else None for x in (g, *ci)]
