@@ -42,6 +42,7 @@ def _fleet(tmp_path, n=5):
     for k in range(n):
         d = copy.deepcopy(QUICK)
         d["machine"]["hostname"] = f"host{k}"
+        d["noise"]["foreign_fraction"] = 0.01  # quiet runs (the recorded one was not)
         d["result"]["latency"]["cells"][0]["ns"]["median"] *= 1 + 0.01 * k
         if k == 3:
             d["result"]["latency"]["cells"][0]["ns"]["median"] *= 1.4
@@ -70,6 +71,21 @@ def test_the_report_singles_out_the_odd_host_and_names_the_difference(tmp_path):
     text = F.fleet_text({"result": r})
     assert "host3: latency node 0 -> node 0 254.2 ns against the fleet's median 179.8" in text
     assert "may explain it: THP: never" in text and "254.2!" in text
+
+
+def test_an_outlier_whose_run_was_noisy_says_so(tmp_path):
+    docs, _ = F.load_dir(_fleet(tmp_path))
+    for _, d in docs:
+        if d["machine"]["hostname"] == "host3":
+            d["machine"]["thp"] = "madvise"        # no setting differs now
+            d["noise"]["foreign_fraction"] = 0.31  # but other work took the CPUs
+    r = F.fleet_report(docs)
+    lat = next(f for f in r["figures"] if f["name"] == "latency node 0 -> node 0")
+    (o,) = lat["outliers"]
+    assert o["host"] == "host3" and o["may_explain"] == [
+        "its run was noisy: other processes or the hypervisor took 31 % of its CPUs (more "
+        "than 5 %)"]
+    assert next(h for h in r["hosts"] if h["host"] == "host3")["differs"] == []
 
 
 def test_the_command_reads_a_directory_and_writes_a_valid_fleet_document(tmp_path):

@@ -17,7 +17,8 @@ MIN_HOSTS (3) hosts name no outliers: there is no majority to differ from.
 Settings (the fingerprint: CPU model and units, kernel, THP, NUMA balancing, governor,
 topology, node sizes, usable CPUs, cgroup limits, virtualisation): each host's value against
 the fleet's most common one; a host that differs is flagged even when no figure of its
-stands out yet, and each outlier lists its host's differences as what may explain it.
+stands out yet, and each outlier lists its host's differences as what may explain it, and
+that its run was noisy where other work took more than stats.MAX_NOISE of its CPUs.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from .. import kinds, results
+from .. import kinds, results, stats
+from ..noise import others_share
 from ..errors import UsageError
 from ..kinds import Kind, register
 
@@ -173,9 +175,16 @@ def fleet_report(docs: list[tuple[str, dict]], skipped: list | None = None, *,
         for d in s["differ"]:
             why.setdefault(d["host"], []).append(
                 f"{s['label']}: {d['value']} (the fleet's majority: {s['majority']})")
+    noisy = {}  # a busy machine is a reason too, though not a setting
+    for h, x in hosts.items():
+        busy = max((others_share(doc.get("noise")) or 0.0 for doc in x["documents"]),
+                   default=0.0)
+        if busy > stats.MAX_NOISE:
+            noisy[h] = [f"its run was noisy: other processes or the hypervisor took "
+                        f"{100 * busy:.0f} % of its CPUs (more than {100 * stats.MAX_NOISE:g} %)"]
     for f in figures:
         for o in f["outliers"]:
-            o["may_explain"] = why.get(o["host"], [])
+            o["may_explain"] = why.get(o["host"], []) + noisy.get(o["host"], [])
     return {"hosts": [{"host": h["host"], "files": h["files"],
                        "figures": {k: v[0] for k, v in h["figures"].items()},
                        "differs": why.get(h["host"], []), "documents": h["documents"]}
@@ -227,7 +236,8 @@ def fleet_text(doc: dict) -> str:
             lines.append(f"{o['host']}: {f['name']} {o['value']:.4g} {f['unit']} against the "
                          f"fleet's median {f['median']:.4g} (z {o['z']:+.1f}, {side})"
                          + (f"; may explain it: {'; '.join(o['may_explain'])}"
-                            if o["may_explain"] else "; no setting differs from the fleet's"))
+                            if o["may_explain"] else "; no setting differs from the fleet's "
+                            "and its run was quiet"))
     for s in r["settings"]:
         lines.append(f"{s['label']} differs from the fleet's majority ({s['majority']}, "
                      f"{s['of'] - len(s['differ'])} of {s['of']} hosts): "
