@@ -8,6 +8,7 @@ run past --timeout; the rest are kept each time, and no measurement is left runn
 The runner's pieces that need no cluster (the node command's checks, layout scaling, the
 task's environment, its file shipping, Ray's noise) are tested on their own below."""
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -76,6 +77,22 @@ def test_rays_noise_is_the_cpu_time_its_processes_took_of_the_window():
     assert n["cpu_s"] == pytest.approx(0.8) and n["fraction"] == pytest.approx(0.1)
     assert task._is_ray("raylet", "") and task._is_ray("ray::IDLE", "")
     assert not task._is_ray("python", "python -m numaprobe")
+
+
+def test_the_task_waits_for_rays_processes_to_settle_and_says_when_they_did_not(
+        monkeypatch):
+    """Ray's CPU time as a stream of readings: 50 % of 2 CPUs over two windows, then quiet."""
+    readings = iter([{(1, "1"): 0.0}, {(1, "1"): 0.5}, {(1, "1"): 0.5}, {(1, "1"): 1.0},
+                     {(1, "1"): 1.0}, {(1, "1"): 1.01}])
+    monkeypatch.setattr(task, "ray_cpu", lambda exclude=(): next(readings))
+    monkeypatch.setattr(task.time, "sleep", lambda s: None)
+    st = task.settle(2)
+    assert st["settled"] and st["share"] == pytest.approx(0.01)
+    busy = itertools.count()  # a CPU-second more at every reading: 200 % of one CPU
+    monkeypatch.setattr(task, "ray_cpu", lambda exclude=(): {(1, "1"): float(next(busy))})
+    monkeypatch.setattr(task, "SETTLE_MOST_S", 0.0)   # busy all along: gives up, says so
+    st = task.settle(1)
+    assert not st["settled"]
 
 
 def test_a_file_the_node_lacks_arrives_and_the_command_reads_the_copy(tmp_path):

@@ -503,8 +503,8 @@ def _model(args):
     dims, given = _dims(args.dim), {}
     if getattr(args, "inputs", None):  # real inputs fix the dimensions they have
         _, given = models.load_inputs(args.inputs, models.inputs(ref.path))
-    if not args.model and "seq" not in given:  # the embedded default: the encoder on 128 tokens
-        dims.setdefault("seq", 128)
+    if (args.model or "encoder") == "encoder" and "seq" not in given:
+        dims.setdefault("seq", 128)  # the built-in encoder on 128 tokens, named or by default
     # Every dynamic dimension must be known before workers start: fail here, in one line.
     models.make_inputs(models.inputs(ref.path), {**dims, **given})
     return ref, dims

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from .. import kinds, results, stats
 from ..noise import others_share
+from ..words import plural
+from .task import SETTLE_WINDOW_S
 from ..errors import UsageError
 from ..kinds import Kind, register
 
@@ -218,7 +220,7 @@ def fleet_text(doc: dict) -> str:
     cols = _key_figures(r)
     out = {(o["host"], f["name"]) for f in r["figures"] for o in f["outliers"]}
     width = max([len(h["host"]) for h in r["hosts"]] + [4])
-    lines = [f"fleet: {len(r['hosts'])} hosts; outliers by {r['rule']['words']}"]
+    lines = [f"fleet: {plural(len(r['hosts']), 'host')}; outliers by {r['rule']['words']}"]
     head = "host".ljust(width) + "".join(f"{_short(f['name'])[:15]:>16}" for f in cols)
     lines.append(head)
     for h in r["hosts"]:
@@ -229,7 +231,8 @@ def fleet_text(doc: dict) -> str:
                                                        else "")
             row += f"{cell:>16}"
         lines.append(row)
-    lines.append("!: an outlier on that figure")
+    if out:
+        lines.append("!: an outlier on that figure")
     for f in r["figures"]:
         for o in f["outliers"]:
             side = "worse" if o["worse"] else "better"
@@ -260,6 +263,12 @@ def _runs_text(r: dict) -> list[str]:
             line += f" in {x['seconds']:.1f} s"
         if x["why"]:
             line += f": {x['why']}"
+        st = x.get("settle")
+        if st and not st["settled"]:
+            line += (f"; Ray's processes still took {100 * st['share']:.0f} % of its CPUs "
+                     f"after {st['waited_s']:.0f} s of waiting")
+        elif st and st["waited_s"] > 2 * SETTLE_WINDOW_S:
+            line += f"; waited {st['waited_s']:.1f} s for Ray's processes to settle"
         if x["ray_noise"]:
             line += (f"; Ray's processes took {100 * x['ray_noise']['fraction']:.1f} % of "
                      f"its {x['ray_noise']['cpus']} CPUs")

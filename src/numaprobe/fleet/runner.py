@@ -213,7 +213,8 @@ def _probe_all(ray, nodes, paths) -> None:
 def _outcome(node: dict, out: dict, timeout: float) -> None:
     doc = out["doc"]
     tail = [ln for ln in out["stderr"].splitlines() if ln.strip()]
-    node["run"] = {k: out[k] for k in ("rc", "seconds", "dropped", "ray_noise", "python")}
+    node["run"] = {k: out.get(k) for k in ("rc", "seconds", "dropped", "settle",
+                                             "ray_noise", "python")}
     if out["timed_out"]:
         node["state"] = ("timed out", f"ran past --timeout {timeout:g} s and was stopped"
                          + ("; its partial document is kept" if doc else ""))
@@ -345,4 +346,5 @@ def _run_entry(n: dict) -> dict:
             "state": state, "why": why, "seconds": run.get("seconds"),
             "numaprobe": p.get("numaprobe"), "usable_cpus": p.get("usable_cpus"),
             "argv": n.get("argv"), "scaled": n.get("scaled", []), "sent": n.get("sent", []),
-            "dropped_env": run.get("dropped", {}), "ray_noise": run.get("ray_noise")}
+            "dropped_env": run.get("dropped", {}), "settle": run.get("settle"),
+            "ray_noise": run.get("ray_noise")}

@@ -42,6 +42,12 @@ PYTHON_ENV = "NUMAPROBE_PYTHON"
 # Set for the measurement: the host's label in the fleet.
 HOST_ENV = "NUMAPROBE_FLEET_HOST"
 KILL_AFTER_S = 10.0
+# Before measuring, wait (at most SETTLE_MOST_S) until Ray's processes take less than
+# SETTLE_SHARE of the node's CPUs over a SETTLE_WINDOW_S window: a node just started is still
+# starting its idle workers.
+SETTLE_SHARE = 0.05
+SETTLE_WINDOW_S = 0.5
+SETTLE_MOST_S = 10.0
 _STDERR_KEPT = 4000
 
 # The child's first lines: die with the parent, then run numaprobe as `python -m numaprobe`.
@@ -140,6 +146,19 @@ def ray_noise(before: dict, after: dict, seconds: float, cpus: int) -> dict:
             "fraction": used / cap if cap > 0 else 0.0}
 
 
+def settle(cpus: int, exclude=()) -> dict:
+    """Wait until Ray's processes are quiet (see SETTLE_SHARE): {"waited_s", "share" (of the
+    last window), "settled"}."""
+    t0 = time.monotonic()
+    while True:
+        a = ray_cpu(exclude)
+        time.sleep(SETTLE_WINDOW_S)
+        share = ray_noise(a, ray_cpu(exclude), SETTLE_WINDOW_S, cpus)["fraction"]
+        waited = time.monotonic() - t0
+        if share < SETTLE_SHARE or waited >= SETTLE_MOST_S:
+            return {"waited_s": waited, "share": share, "settled": share < SETTLE_SHARE}
+
+
 # ------------------------------------------------------------------------------- measure
 
 def _stop(p: subprocess.Popen) -> None:
@@ -160,8 +179,9 @@ def _stop(p: subprocess.Popen) -> None:
 def measure(argv, *, label: str, files=None, timeout: float | None = None) -> dict:
     """Run ``python -m numaprobe ARGV`` (ARGV ends with --json) on this node. ``files``:
     {path: bytes} for paths the node lacks; ARGV's mentions of them are rewritten to the copies.
-    Returns {"rc", "doc" (the document or None), "stderr" (its tail), "timed_out",
-    "seconds", "dropped", "ray_noise", "python", "hostname"}."""
+    Waits for Ray's processes to settle first (``settle``). Returns {"rc", "doc" (the
+    document or None), "stderr" (its tail), "timed_out", "seconds", "dropped", "settle",
+    "ray_noise", "python", "hostname"}."""
     env, dropped = scrubbed_env()
     env[HOST_ENV] = label
     argv = [str(a) for a in argv]
@@ -174,6 +194,7 @@ def measure(argv, *, label: str, files=None, timeout: float | None = None) -> di
             argv = [copy if a == path else a for a in argv]
         py = python()
         cpus = len(os.sched_getaffinity(0))
+        settled = settle(cpus, exclude={os.getpid()})
         before = ray_cpu(exclude={os.getpid()})
         t0 = time.monotonic()
         p = subprocess.Popen([py, "-c", _LAUNCH, str(os.getpid()), *argv],
@@ -201,5 +222,6 @@ def measure(argv, *, label: str, files=None, timeout: float | None = None) -> di
         doc = None
     return {"rc": p.returncode, "doc": doc if isinstance(doc, dict) else None,
             "stderr": err.decode(errors="replace")[-_STDERR_KEPT:], "timed_out": timed_out,
-            "seconds": seconds, "dropped": dropped, "ray_noise": noise, "python": py,
+            "seconds": seconds, "dropped": dropped, "settle": settled, "ray_noise": noise,
+            "python": py,
             "hostname": socket.gethostname()}
