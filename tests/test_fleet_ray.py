@@ -63,6 +63,25 @@ def test_nxt_layouts_are_scaled_to_a_hosts_usable_cpus_and_relative_words_pass()
     assert runner.scale_layouts(["--layouts", "2x3"], 2)[0] == ["--layouts", "1x2"]
 
 
+def test_hosts_are_picked_by_host_name_label_address_or_node_id():
+    """Two nodes share a host name with dashes in it (labels gain the node id); a third's
+    name starts the same. ray.nodes() as a list of literal entries."""
+    def node(host, nid, ip):
+        return {"Alive": True, "NodeID": nid, "NodeManagerHostname": host,
+                "NodeManagerAddress": ip, "Resources": {"CPU": 4.0}}
+    fake = type("Ray", (), {"nodes": staticmethod(lambda: [
+        node("gpu-node-1", "aaaaaa11", "10.0.0.1"), node("gpu-node-1", "bbbbbb22", "10.0.0.1"),
+        node("gpu-node-10", "cccccc33", "10.0.0.2"), {"Alive": False}])})
+    pick = lambda *names: [n["node_id"] for n in runner._select(fake, list(names))]
+    assert pick("gpu-node-1") == ["aaaaaa11", "bbbbbb22"]
+    assert pick("gpu-node-1-bbbbbb") == ["bbbbbb22"] == pick("bbbb")
+    assert pick("10.0.0.2") == ["cccccc33"]
+    assert [n["label"] for n in runner._select(fake, None)] == [
+        "gpu-node-1-aaaaaa", "gpu-node-1-bbbbbb", "gpu-node-10"]
+    with pytest.raises(UsageError, match="--hosts: no such node: gpu "):
+        pick("gpu")
+
+
 def test_the_tasks_environment_drops_rays_thread_caps_and_keeps_the_rest():
     env, dropped = task.scrubbed_env({"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
                                       "NUMAPROBE_SYSFS_ROOT": "/t", "PATH": "/bin"})

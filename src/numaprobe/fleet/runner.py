@@ -151,22 +151,21 @@ def _connect(ray, address: str) -> None:
 
 
 def _select(ray, names) -> list[dict]:
-    """The alive nodes as {"node_id", "label", "address", "cpus"}, those in ``names`` (host
-    name, address, node id or its prefix, or label) if given."""
+    """The alive nodes as {"node_id", "label", "address", "cpus", "hostname"}, those in
+    ``names`` (host name, address, node id or its prefix, or label) if given."""
     alive = [n for n in ray.nodes() if n.get("Alive")]
     count = {}
     for n in alive:
         count[n["NodeManagerHostname"]] = count.get(n["NodeManagerHostname"], 0) + 1
     nodes = [{"node_id": n["NodeID"], "address": n["NodeManagerAddress"],
-              "cpus": n["Resources"].get("CPU", 0.0),
+              "cpus": n["Resources"].get("CPU", 0.0), "hostname": n["NodeManagerHostname"],
               "label": (n["NodeManagerHostname"] if count[n["NodeManagerHostname"]] == 1
                         else f"{n['NodeManagerHostname']}-{n['NodeID'][:6]}")}
              for n in alive]
     nodes.sort(key=lambda n: n["label"])
     if names:
         def hit(n, w):
-            return w in (n["label"], n["address"]) or n["node_id"].startswith(w) \
-                or n["label"].split("-")[0] == w
+            return w in (n["label"], n["address"], n["hostname"]) or n["node_id"].startswith(w)
         missing = [w for w in names if not any(hit(n, w) for n in nodes)]
         if missing:
             raise UsageError(f"--hosts: no such node: {', '.join(missing)} (the cluster's: "
