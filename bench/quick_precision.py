@@ -1,17 +1,35 @@
 """Benchmark: does the quick check's speed cost precision? In one run, pairs alternate
 
 1. ``python -m numaprobe`` (the quick check, budgeted, its sizes from what it measured), and
-2. the full probes: ``numaprobe latency --repeat 3`` (default sizes: 8 x the reported cache)
-   and ``numaprobe bandwidth --kernel read`` / ``--kernel copy_nt`` (4 x the cache),
+2. the references: ``numaprobe bandwidth --kernel read`` / ``--kernel copy_nt`` (4 x the
+   cache), ``numaprobe latency --repeat 3`` (default sizes: 8 x the reported cache), and the
+   independent C pointer chase of bench/latency_levels.py (multichase-style: one random cycle
+   over every line, huge pages asked for) over the quick check's own chain size, pinned to
+   the CPU the quick check chased from,
 
-order flipped every pair, and prints the quick check's figure over the probe's for local DRAM
-latency and read and copy_nt bandwidth: the geometric mean of the per-pair ratios with its 95 %
-interval, against the goals (latency within 3 %, bandwidth within 5 %): met only when the
-whole interval lies within the goal, missed when it lies outside, else not proven. Every
-process is a fresh interpreter, as a user runs them; the noise of other processes is
-reported.
+order flipped every pair (the bandwidth probes run next to the quick check either way, so a
+pair's two sides are seconds apart), and prints the quick check's figure over each
+reference's, for local DRAM latency and read and copy_nt bandwidth: the geometric mean of the
+per-pair ratios with its 95 % interval, against the goals (latency within 3 %, bandwidth
+within 5 %): met only when the whole interval lies within the goal, missed when it lies
+outside, else not proven. Every process is a fresh interpreter, as a user runs them; the noise
+of other processes is reported. On a noisy VM (bandwidth CV 10-17 % between identical runs)
+proving 5 % takes some 60-80 pairs, about 15 s each.
 
-    python bench/quick_precision.py [--pairs 5]
+    python bench/quick_precision.py [--pairs 5] [--keep PAIRS.jsonl] [--adjacent 0]
+
+``--adjacent N`` measures the other way, for the figures whose spread between fresh processes
+is the VM's (its memory bandwidth moves by 15-20 % from one minute to the next): N rounds in
+this one process, each running the quick check's own cells (probes/_quick.bandwidth_part and
+latency_part, at the plan a quick check would run now) and the reference next to them, order
+flipped every round: read and copy_nt against ``numaprobe bandwidth``'s defaults, and the
+latency cell against the C chase; a round's two sides are a second apart. What it leaves out
+is only what differs between processes (a fresh interpreter, the memory the quick check used
+before); the fresh-process pairs above carry that.
+
+``--keep FILE`` appends every pair to FILE as it is measured (an interrupted run loses
+nothing) and judges over all the pairs FILE holds, so a proof may take several runs; FILE's
+pairs must come from this machine and this numaprobe version.
 """
 import argparse
 import json
@@ -19,11 +37,18 @@ import math
 import statistics
 import subprocess
 import sys
+import tempfile
 
 import numaprobe
+from numaprobe import results
 from _common import Noisy, ratio_interval, spread
+from latency_levels import build_reference, run_reference
 
-GOALS = {"latency": 0.03, "read": 0.05, "copy_nt": 0.05}
+# (figure, reference) -> the goal: the quick check within this fraction of the reference
+GOALS = {("latency", "latency --repeat 3"): 0.03, ("latency", "C chase"): 0.03,
+         ("read", "bandwidth --kernel read"): 0.05,
+         ("copy_nt", "bandwidth --kernel copy_nt"): 0.05}
+REF_SAMPLES = 7   # the C chase's samples a pair (1 M loads each, a warm-up pass dropped)
 
 
 def run(*args) -> dict:
@@ -34,53 +59,167 @@ def run(*args) -> dict:
     return json.loads(r.stdout)
 
 
-def local_cell(cells: list, key: str) -> float:
-    """The first diagonal cell's median (node 0 to node 0 on a one-node machine)."""
+def local_cell(cells: list, key: str | None = None):
+    """The first diagonal cell (node 0 to node 0 on a one-node machine), or its ``key``'s
+    median."""
     c = next(c for c in cells if c["cpu_node"] == c["mem_node"])
-    return c[key]["median"]
-
-
-def quick() -> dict:
-    r = run()["result"]
-    return {"latency": local_cell(r["latency"]["cells"], "ns"),
-            **{k: local_cell(m["cells"], "gbs") for k, m in r["bandwidth"].items()}}
-
-
-def probes() -> dict:
-    lat = run("latency", "--repeat", "3")["result"]
-    out = {"latency": local_cell(lat["cells"], "ns")}
-    for k in ("read", "copy_nt"):
-        out[k] = local_cell(run("bandwidth", "--kernel", k)["result"]["cells"], "gbs")
-    return out
+    return c if key is None else c[key]["median"]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--keep", metavar="FILE", help="append the pairs to FILE (JSON lines) and "
+                    "judge over every pair it holds")
+    ap.add_argument("--adjacent", type=int, default=0, metavar="N",
+                    help="instead: N rounds of the quick check's cells and the references "
+                         "side by side in this process")
     args = ap.parse_args()
-    noisy = Noisy(numaprobe.read_topology().usable_cpus)
-    rows = []
-    for k in range(args.pairs):
-        first, second = (quick, probes) if k % 2 == 0 else (probes, quick)
-        a = noisy.measure(first)
-        b = noisy.measure(second)
-        q, p = (a, b) if first is quick else (b, a)
-        rows.append((q, p))
-        print(f"pair {k + 1}: " + "; ".join(f"{f} quick {q[f]:.4g} probe {p[f]:.4g}"
-                                           for f in GOALS), flush=True)
+    if args.adjacent:
+        return adjacent(args.adjacent)
+    topo = numaprobe.read_topology()
+    who = {"numaprobe": numaprobe.__version__, "cpu_model": topo.settings.cpu_model,
+           "topology_digest": results.fingerprint(topo)["topology_digest"]}
+    rows, huge = kept(args.keep, who) if args.keep else ([], [])
+    if rows:
+        print(f"{len(rows)} pairs kept in {args.keep}; measuring {args.pairs} more", flush=True)
+    noisy = Noisy(topo.usable_cpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        exe, cc = build_reference(tmp)
+        print(f"C chase: {cc}; ./chase SIZE {1 << 20} {REF_SAMPLES}", flush=True)
+        for k in range(len(rows), len(rows) + args.pairs):
+            rows.append(pair(k, exe, noisy, huge))
+            q, p = rows[-1]
+            if args.keep:
+                with open(args.keep, "a") as f:
+                    f.write(json.dumps({**who, "quick": q, "refs": p, "huge": huge[-1]}) + "\n")
+            print(f"pair {k + 1}: " + "; ".join(
+                f"{f} {q[f]:.4g} / {ref} {p[ref]:.4g}" for f, ref in GOALS), flush=True)
+    words = judge_all(rows, GOALS)
+    print(f"huge pages: the C chase got {100 * min(huge):.0f}-{100 * max(huge):.0f} % of its "
+          f"chain")
+    print(f"noise during this run's pairs: {noisy.text()}")
+    print("goal (the quick check's figures within 3 % and 5 % of the references'):",
+          "MISSED" if "MISSED" in words else "not proven" if "not proven" in words else "met")
+
+
+def judge_all(rows: list, goals: dict) -> list:
+    """Prints, for every (figure, reference), the ratio over the pairs and its verdict;
+    returns the verdicts."""
     words = []
-    for f, goal in GOALS.items():
-        ratios = [q[f] / p[f] for q, p in rows]
+    for (f, ref), goal in goals.items():
+        ratios = [q[f] / p[ref] for q, p in rows]
         lo, hi = ratio_interval(ratios)
         mid = math.exp(statistics.fmean(math.log(r) for r in ratios))
-        word = judge(mid, lo, hi, goal)
-        words.append(word)
-        print(f"{f:<8} quick / probe {mid:.3f}x [{lo:.3f}, {hi:.3f}] over {len(ratios)} pairs "
-              f"(goal within {100 * goal:g} %: {word}); quick "
-              f"{spread([q[f] for q, _ in rows])}; probe {spread([p[f] for _, p in rows])}")
-    print(f"noise meanwhile: {noisy.text()}")
-    print("goal (the quick check's figures within 3 % and 5 % of the probes'):",
+        word = (judge(mid, lo, hi, goal) if len(ratios) > 1
+                else "not proven: one pair, no interval")
+        words.append(word.split(":")[0])
+        print(f"{f} quick / {ref}: {mid:.3f}x [{lo:.3f}, {hi:.3f}] over {len(ratios)} pairs "
+              f"(goal within {100 * goal:g} %: {word})\n    quick {spread([q[f] for q, _ in rows])}"
+              f"\n    ref   {spread([p[ref] for _, p in rows])}")
+    return words
+
+
+def adjacent(rounds: int) -> None:
+    """--adjacent: the quick check's cells and the references a second apart, in one process."""
+    from numaprobe import clock, probes
+    from numaprobe.probes import _quick as Q
+    topo = numaprobe.read_topology()
+    p = Q.plan(topo)
+    clock.calibrate(p.clock_window_ns)
+    cell = p.latency.cells[0]
+    print(f"the quick check's plan: {p.rates_from}; chain {p.latency.chain_bytes >> 20} MiB on "
+          f"CPU {cell[1]}, arrays {p.bandwidth.bytes_per_thread >> 20} MiB a thread; "
+          f"{rounds} rounds", flush=True)
+    goals = {("latency", "C chase"): 0.03, ("read", "bandwidth --kernel read"): 0.05,
+             ("copy_nt", "bandwidth --kernel copy_nt"): 0.05}
+    noisy = Noisy(topo.usable_cpus)
+    rows, huge = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        exe, cc = build_reference(tmp)
+        for k in range(rounds):
+            q, r = {}, {}
+
+            def quick_lat():
+                q["latency"] = local_cell(Q.latency_part(p, topo).to_dict()["cells"], "ns")
+
+            def chase():
+                ns, got = run_reference(exe, cell[1], p.latency.chain_bytes, 1 << 20,
+                                        REF_SAMPLES)
+                r["C chase"] = statistics.median(ns)
+                huge.append(got)
+            sides = [(quick_lat, chase)]
+            for kernel in ("read", "copy_nt"):
+                def quick_bw(kernel=kernel):
+                    q[kernel] = local_cell(Q.bandwidth_part(p, kernel, topo).to_dict()["cells"],
+                                           "gbs")
+
+                def probe_bw(kernel=kernel):
+                    r[f"bandwidth --kernel {kernel}"] = local_cell(
+                        probes.bandwidth_matrix(kernel, progress=False).to_dict()["cells"], "gbs")
+                sides.append((quick_bw, probe_bw))
+            for a, b in sides:
+                for fn in (a, b) if k % 2 == 0 else (b, a):
+                    noisy.measure(fn)
+            rows.append((q, r))
+            print(f"round {k + 1}: " + "; ".join(f"{f} {q[f]:.4g} / {ref} {r[ref]:.4g}"
+                                                for f, ref in goals), flush=True)
+    words = judge_all(rows, goals)
+    print(f"huge pages: the C chase got {100 * min(huge):.0f}-{100 * max(huge):.0f} % of its "
+          f"chain")
+    print(f"noise during the rounds: {noisy.text()}")
+    print("goal (side by side, the quick check's cells within 3 % and 5 % of the references'):",
           "MISSED" if "MISSED" in words else "not proven" if "not proven" in words else "met")
+
+
+def kept(path: str, who: dict) -> tuple[list, list]:
+    """The pairs a --keep file holds (none if it does not exist yet); it must be this
+    machine's and this version's."""
+    try:
+        lines = [json.loads(x) for x in open(path) if x.strip()]
+    except FileNotFoundError:
+        return [], []
+    other = [d for d in lines if any(d.get(k) != v for k, v in who.items())]
+    if other:
+        sys.exit(f"{path} holds {len(other)} pairs from another machine or numaprobe version "
+                 f"({', '.join(f'{k} {other[0].get(k)}' for k in who)}); keep these in "
+                 "another file")
+    return [(d["quick"], d["refs"]) for d in lines], [d["huge"] for d in lines]
+
+
+def pair(k: int, exe: str, noisy: Noisy, huge: list) -> tuple[dict, dict]:
+    """One pair: the quick check and every reference, the quick check first in even pairs and
+    last in odd ones; the C chase takes the quick check's chain size and CPU (from the last
+    quick check, or for the first odd pair from a plan)."""
+    q, p = {}, {}
+
+    def quick():
+        r = run()["result"]
+        c = local_cell(r["latency"]["cells"])
+        q.update(latency=c["ns"]["median"], cpu=c["cpu"], size=r["plan"]["latency"]["chain_bytes"],
+                 **{f: local_cell(m["cells"], "gbs") for f, m in r["bandwidth"].items()})
+
+    def bandwidth(kernel):
+        p[f"bandwidth --kernel {kernel}"] = local_cell(
+            run("bandwidth", "--kernel", kernel)["result"]["cells"], "gbs")
+
+    def latency():
+        p["latency --repeat 3"] = local_cell(run("latency", "--repeat", "3")["result"]["cells"],
+                                             "ns")
+
+    def chase():
+        cpu, size = q.get("cpu"), q.get("size")
+        if cpu is None:   # the quick check has not run yet this pair: ask its plan
+            plan = run("--plan")["latency"]
+            cpu, size = plan["cells"][0]["cpu"], plan["chain_bytes"]
+        ns, got = run_reference(exe, cpu, size, 1 << 20, REF_SAMPLES)
+        p["C chase"] = statistics.median(ns)
+        huge.append(got)
+
+    refs = [lambda: bandwidth("read"), lambda: bandwidth("copy_nt"), latency, chase]
+    for fn in [quick, *refs] if k % 2 == 0 else [*reversed(refs), quick]:
+        noisy.measure(fn)
+    return q, p
 
 
 def judge(mid: float, lo: float, hi: float, goal: float) -> str:

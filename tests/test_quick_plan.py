@@ -10,6 +10,7 @@ import random
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -432,7 +433,7 @@ def test_findings_are_kept_per_machine_and_bad_files_are_ignored(topo, tmp_path,
     for bad in ("{", "[]", json.dumps({"schema": "x"}), ""):
         path.write_text(bad)
         assert _learned.load(topo) is None
-    doc = json.loads(json.dumps({"schema": _learned.SCHEMA, "version": 1,
+    doc = json.loads(json.dumps({"schema": _learned.SCHEMA, "version": _learned.VERSION,
                                  "machine": {**_learned.identity(topo), "usable_cpus": [0]},
                                  "findings": {}}))
     path.write_text(json.dumps(doc))
@@ -467,6 +468,14 @@ def test_the_first_quick_check_learns_the_cache_and_rates_the_next_plan_uses(top
     assert after.latency.sized.startswith("a chase over the ") and "(measured " in after.latency.sized
     assert after.rates_from.startswith("measured on this machine")
     assert after.rates.dram_ns == pytest.approx(got["dram_ns"])
+    # the streaming rate too: the lower quartile of its read passes, and the bandwidth cells' planned
+    # time follows it (half the rate, twice the time)
+    assert 0 < got["node_gbs"] and after.rates.node_gbs == pytest.approx(got["node_gbs"])
+    assert "node_gbs" in after.rates_from
+    half = Q.plan(topo, rates=replace(after.rates, node_gbs=after.rates.node_gbs / 2,
+                                      thread_gbs=1e3))
+    fast = Q.plan(topo, rates=replace(after.rates, thread_gbs=1e3))
+    assert Q.sampling_seconds(half)["read"] > 1.9 * Q.sampling_seconds(fast)["read"]
     assert first["plan"] == json.loads(json.dumps(after.to_dict()))  # it ran what it learned
     assert 0 < first["latency"]["chain_build_s"] < first["seconds"]
     second = probes.quick_check(progress=False)

@@ -5,6 +5,7 @@ import copy
 import csv
 import io
 import json
+import math
 import subprocess
 import sys
 
@@ -298,3 +299,23 @@ def test_runs_that_do_not_vary_are_said_to(docs):
         c["ns"]["runs"] = [103.0] * 3
     f = compare.compare([a, b], ["a", "b"])["comparisons"][0]["figures"][0]
     assert f["verdict"] == "not established" and "do not vary" in f["detail"]
+
+
+def test_a_figure_that_is_not_finite_is_written_as_null_and_said(docs, tmp_path):
+    """NaN is not JSON and load() refuses it: the writer must never produce it. A document
+    with a NaN and an infinity (a bug upstream) is written as strict JSON with nulls, and its
+    warnings name both places; a finite document is written as before."""
+    doc = json.loads(docs["bandwidth"].read_text())
+    before = results.dumps(doc)
+    assert json.loads(before) == doc
+    doc["result"]["cells"][0]["gbs"]["cv"] = float("nan")
+    doc["result"]["cells"][0]["gbs"]["samples"][0] = float("inf")
+    path = tmp_path / "nan.json"
+    results.write(doc, path)
+    strict = json.loads(path.read_text(), parse_constant=lambda w: pytest.fail(f"{w} written"))
+    cell = strict["result"]["cells"][0]["gbs"]
+    assert cell["cv"] is None and cell["samples"][0] is None
+    said = strict["warnings"][-1]
+    assert "2 figure(s)" in said and "/result/cells/0/gbs/cv" in said
+    assert "/result/cells/0/gbs/samples/0" in said
+    assert math.isnan(doc["result"]["cells"][0]["gbs"]["cv"])  # the caller's doc is untouched

@@ -86,7 +86,7 @@ def _emit(args, doc: dict) -> dict:
     lost = (_save(doc, args.output, quiet=getattr(args, "quiet", False))
             if getattr(args, "output", None) else None)
     if getattr(args, "json", False) or (lost and lost.endswith("stdout")):
-        print(json.dumps(doc, indent=1))
+        print(results.dumps(doc))
     elif getattr(args, "csv", False):
         print(results.to_csv(doc), end="")
     else:

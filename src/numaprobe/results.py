@@ -96,7 +96,35 @@ def document(kind: str, result: dict, *, topo: Topology, asked: dict | None = No
 
 def write(doc: dict, path: str | os.PathLike) -> None:
     """Writes the document to path (see write_text)."""
-    write_text(path, json.dumps(doc, indent=1) + "\n")
+    write_text(path, dumps(doc) + "\n")
+
+
+def dumps(doc: dict) -> str:
+    """The document as JSON text. NaN and infinity are not JSON, and load() refuses them, so
+    a figure that came out not finite (a bug: the kinds write None for "no figure") is
+    written as null and the document's warnings say where, rather than writing a file that
+    numaprobe itself could not read back."""
+    try:
+        return json.dumps(doc, indent=1, allow_nan=False)
+    except ValueError:
+        pass
+    where = []
+
+    def finite(x, path):
+        if isinstance(x, float) and not math.isfinite(x):
+            where.append(path or "/")
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v, f"{path}/{k}") for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [finite(v, f"{path}/{i}") for i, v in enumerate(x)]
+        return x
+    out = finite(doc, "")
+    if isinstance(out.get("warnings"), list):
+        out["warnings"].append(
+            f"{len(where)} figure(s) came out as no finite number and are written as null: "
+            + ", ".join(where[:5]) + (", ..." if len(where) > 5 else ""))
+    return json.dumps(out, indent=1, allow_nan=False)
 
 
 def check_output(path: str | os.PathLike) -> Path:

@@ -1,6 +1,7 @@
 """What numaprobe measured about this machine and keeps for next time: the last-level cache a
 core can really use (the quick check's two-point test, probes/_latency.effective_cache) and
-the rates the quick check's plan assumes (first touch, chain building, DRAM latency), so that
+the rates the quick check's plan assumes (first touch, chain building, DRAM latency, a
+node's streaming rate), so that
 the next plan sizes its chains from what is true and estimates from measured rates.
 
 One JSON file per machine, under ``$NUMAPROBE_LEARNED`` (a directory; ``off``: keep
@@ -22,7 +23,7 @@ from pathlib import Path
 from ..topology import Topology
 
 SCHEMA = "numaprobe-learned"
-VERSION = 1
+VERSION = 2  # 2: the streaming rate (node_gbs) is kept too; a version-1 file is measured again
 
 
 def directory() -> Path | None:

@@ -15,6 +15,7 @@ fit (fixed_seconds: what cannot scale)."""
 from __future__ import annotations
 
 import itertools
+import statistics
 import textwrap
 import time
 from dataclasses import asdict, dataclass, replace
@@ -65,7 +66,13 @@ RATES = Rates()
 BUILD_SHARE_MAX = 0.20  # building the chains may take at most this share of the cells' time
 # The rates the quick check measures once on a machine (probes/_learned.py) and its later
 # plans use instead of the stated defaults.
-LEARNED_RATES = ("dram_ns", "chain_ns_per_line", "touch_gbs")
+LEARNED_RATES = ("dram_ns", "chain_ns_per_line", "touch_gbs", "node_gbs")
+# The streaming rate learned: the lower quartile of LEARN_BW_REPS read passes with all of a
+# node's CPUs, so that a bandwidth cell's planned time holds its BW_REPS repetitions in most
+# runs (at the stated 10 GB/s a thread, this VM's reads, 11-22 GB/s from 2 threads, often got
+# 4; at the slowest pass, 8.7 GB/s once, every cell ran to its most and the check took 10 %
+# longer).
+LEARN_BW_REPS = 5
 CLOCK_WINDOW_NS = 20_000_000   # clock calibration: two windows of 20 ms
 LAT_MAX_SAMPLES = 10           # a latency cell's most samples (after a dropped warm-up)
 # A sample's loads: LAT_LOADS shared by every cell's most passes, as a power of two within
@@ -369,13 +376,13 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         cn = C.cpu_nodes(topo)[0]
         mn = cn if cn in topo.usable_mems else topo.usable_mems[0]
         learned_now = _latency.effective_cache(topo, C.node_cpu(topo, cn), mn)
+        learned_now["node_gbs"] = learn_node_gbs(topo, cn, mn)
         kept_note = _learned.save(topo, {
             "measured": time.strftime("%Y-%m-%d", time.gmtime()),
             "cache": {k: learned_now[k] for k in ("reported_bytes", "ns_1x", "ns_4x",
                                                   "chain_bytes", "why")},
             "rates": {k: learned_now[k] for k in LEARNED_RATES if learned_now.get(k)}})
     p = plan(topo, full=full, all_pairs=all_pairs)
-    lat_plan, bw_plan = p.latency, p.bandwidth
     scale = 1.0
     if budget is not None:
         fixed, flexible = fixed_seconds(p)
@@ -389,26 +396,16 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         try:
             clk = clock.calibrate(p.clock_window_ns)
             bar.step("clock")
-            # Each latency cell's share of the time is what the plan gives it, so a machine
-            # slower than the rates assume still ends within the plan.
-            shares = {k: v * scale for k, v in lat_plan.cell_seconds(p.rates).items()}
-            lat = latency_matrix(size=lat_plan.chain_bytes, samples=lat_plan.max_samples,
-                                 loads=lat_plan.loads, target_ci=lat_plan.target,
-                                 budget=sum(shares.values()), shares=shares, topology=topo,
-                                 progress=False)
+            lat = latency_part(p, topo, scale)
             bar.step("latency")
-            bw_s = sampling_seconds(p)
-            bws = {k: bandwidth_matrix(k, size=bw_plan.bytes_per_thread,
-                                       reps=MOST * bw_plan.reps, cells=bw_plan.cells,
-                                       target_ci=lat_plan.target, budget=bw_s[k] * scale,
-                                       topology=topo, progress=False)
-                   for k in bw_plan.kernels}
+            bws = {k: bandwidth_part(p, k, topo, scale) for k in p.bandwidth.kernels}
             bar.step("bandwidth")
             c2c = None
             if p.c2c is not None:
                 c2c = c2c_matrix(pairs=[pair for pair, _ in p.c2c.pairs], rounds=p.c2c.rounds,
-                                 samples=MOST * p.c2c.samples, target_ci=lat_plan.target,
-                                 budget=bw_s["c2c"] * scale, topology=topo, progress=False)
+                                 samples=MOST * p.c2c.samples, target_ci=p.latency.target,
+                                 budget=sampling_seconds(p)["c2c"] * scale, topology=topo,
+                                 progress=False)
             bar.step("core-to-core")
         finally:
             bar.close()
@@ -438,6 +435,36 @@ def quick_check(topology: Topology | None = None, progress: bool | None = None, 
         "noise": noise.to_dict(), "warnings": warnings,
         "seconds": time.monotonic() - t0,
     }
+
+
+def latency_part(p: QuickPlan, topo: Topology, scale: float = 1.0):
+    """The quick check's latency matrix as plan ``p`` says, its times x ``scale``: each
+    cell's share of the time is what the plan gives it, so a machine slower than the rates
+    assume still ends within the plan."""
+    lat = p.latency
+    shares = {k: v * scale for k, v in lat.cell_seconds(p.rates).items()}
+    return latency_matrix(size=lat.chain_bytes, samples=lat.max_samples, loads=lat.loads,
+                          target_ci=lat.target, budget=sum(shares.values()), shares=shares,
+                          topology=topo, progress=False)
+
+
+def bandwidth_part(p: QuickPlan, kernel: str, topo: Topology, scale: float = 1.0):
+    """The quick check's ``kernel`` bandwidth cells as plan ``p`` says, its time x
+    ``scale``."""
+    bw = p.bandwidth
+    return bandwidth_matrix(kernel, size=bw.bytes_per_thread, reps=MOST * bw.reps,
+                            cells=bw.cells, target_ci=p.latency.target,
+                            budget=sampling_seconds(p)[kernel] * scale, topology=topo,
+                            progress=False)
+
+
+def learn_node_gbs(topo: Topology, cpu_node: int, mem_node: int) -> float:
+    """GB/s of the read kernel with every usable CPU of ``cpu_node`` on ``mem_node``'s memory,
+    the quick check's arrays: the lower quartile of LEARN_BW_REPS passes (the rate a plan
+    assumes)."""
+    r = _bandwidth.bandwidth(cpu_node, mem_node, "read", size=_bw_bytes(topo),
+                             reps=LEARN_BW_REPS, topology=topo)
+    return statistics.quantiles(r.gbs.samples, n=4, method="inclusive")[0]
 
 
 def sampling_seconds(p: QuickPlan) -> dict:
