@@ -95,11 +95,17 @@ def main():
                     f.write(json.dumps({**who, "quick": q, "refs": p, "huge": huge[-1]}) + "\n")
             print(f"pair {k + 1}: " + "; ".join(
                 f"{f} {q[f]:.4g} / {ref} {p[ref]:.4g}" for f, ref in GOALS), flush=True)
-    words = judge_all(rows, GOALS)
+    conclude(rows, GOALS, huge, f"noise during this run's pairs: {noisy.text()}",
+             "the quick check's figures")
+
+
+def conclude(rows: list, goals: dict, huge: list, noise: str, what: str) -> None:
+    """The verdicts, what the C chase got and the noise, and the goal's verdict overall."""
+    words = judge_all(rows, goals)
     print(f"huge pages: the C chase got {100 * min(huge):.0f}-{100 * max(huge):.0f} % of its "
           f"chain")
-    print(f"noise during this run's pairs: {noisy.text()}")
-    print("goal (the quick check's figures within 3 % and 5 % of the references'):",
+    print(noise)
+    print(f"goal ({what} within 3 % and 5 % of the references'):",
           "MISSED" if "MISSED" in words else "not proven" if "not proven" in words else "met")
 
 
@@ -164,12 +170,8 @@ def adjacent(rounds: int) -> None:
             rows.append((q, r))
             print(f"round {k + 1}: " + "; ".join(f"{f} {q[f]:.4g} / {ref} {r[ref]:.4g}"
                                                 for f, ref in goals), flush=True)
-    words = judge_all(rows, goals)
-    print(f"huge pages: the C chase got {100 * min(huge):.0f}-{100 * max(huge):.0f} % of its "
-          f"chain")
-    print(f"noise during the rounds: {noisy.text()}")
-    print("goal (side by side, the quick check's cells within 3 % and 5 % of the references'):",
-          "MISSED" if "MISSED" in words else "not proven" if "not proven" in words else "met")
+    conclude(rows, goals, huge, f"noise during the rounds: {noisy.text()}",
+             "side by side, the quick check's cells")
 
 
 def kept(path: str, who: dict) -> tuple[list, list]:
