@@ -11,7 +11,8 @@ Prints:
 - numaprobe / reference at a DRAM size and an L2 size. The reference is ~40 lines of C written
   here and built with the system cc: mmap, MADV_HUGEPAGE (numaprobe also asks for transparent
   huge pages; both sides print what they got), one random cycle over every 64-byte line
-  (Sattolo), N dependent loads timed with clock_gettime(CLOCK_MONOTONIC), first pass dropped;
+  (stride and multichase's TLB-locality groups can be given: bench/quick_precision.py), N
+  dependent loads timed with clock_gettime(CLOCK_MONOTONIC), first pass dropped;
   it runs pinned (sched_setaffinity) to the CPU numaprobe chases from. Its fully random cycle
   matches numaprobe's chain="random" (apples-to-apples); numaprobe's default "tlb-local" chain
   walks one 2 MiB page (or 256 KiB) at a time, so it can only be as fast or faster.
@@ -39,27 +40,46 @@ REFERENCE_C = r"""
 #include <sys/mman.h>
 #include <time.h>
 #define HOP p = *(void **)p;
+static uint64_t x = 88172645463325252ull;
+static size_t below(size_t n) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x % n; }
+static void shuffle(size_t *v, size_t n) /* Fisher-Yates */
+{
+    for (size_t i = n; i > 1; i--) { size_t j = below(i), t = v[i - 1]; v[i - 1] = v[j]; v[j] = t; }
+}
+/* ./chase SIZE LOADS REPS [STRIDE [GROUP]]: one cycle through every STRIDE-th byte (default
+ * 64); with GROUP bytes (multichase's TLB locality), the groups in random order and the lines
+ * within each in random order, else one random order over all (GROUP 0, the default). */
 int main(int argc, char **argv)
 {
     size_t size = strtoull(argv[1], 0, 0), loads = strtoull(argv[2], 0, 0) / 8 * 8;
     int reps = atoi(argv[3]);
-    size_t huge = 2 << 20, n = size / 64;
+    size_t stride = argc > 4 ? strtoull(argv[4], 0, 0) : 64;
+    size_t group = argc > 5 ? strtoull(argv[5], 0, 0) / stride : 0;
+    size_t huge = 2 << 20, n = size / stride;
+    if (stride < sizeof(void *) || n < 2)
+        return 2;
+    if (group == 0 || group > n)
+        group = n;
     char *raw = mmap(NULL, size + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED)
         return 1;
     char *buf = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
     madvise(buf, size, MADV_HUGEPAGE);
     memset(buf, 1, size);
-    size_t *next = malloc(n * sizeof *next);
-    for (size_t i = 0; i < n; i++)
-        next[i] = i;
-    uint64_t x = 88172645463325252ull;
-    for (size_t i = n - 1; i > 0; i--) { /* Sattolo: j < i makes one cycle through all lines */
-        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-        size_t j = x % i, t = next[i]; next[i] = next[j]; next[j] = t;
+    size_t groups = (n + group - 1) / group, *gs = malloc(groups * sizeof *gs);
+    size_t *order = malloc(n * sizeof *order), k = 0;
+    for (size_t g = 0; g < groups; g++)
+        gs[g] = g;
+    shuffle(gs, groups);
+    for (size_t g = 0; g < groups; g++) {
+        size_t first = gs[g] * group, count = first + group <= n ? group : n - first;
+        for (size_t i = 0; i < count; i++)
+            order[k + i] = first + i;
+        shuffle(order + k, count);
+        k += count;
     }
-    for (size_t i = 0; i < n; i++)
-        *(void **)(buf + i * 64) = buf + next[i] * 64;
+    for (size_t i = 0; i < n; i++) /* each to the next in the order: one cycle through all */
+        *(void **)(buf + order[i] * stride) = buf + order[(i + 1) % n] * stride;
     void *p = buf;
     for (int r = -1; r < reps; r++) { /* r = -1 warms caches and TLBs, not printed */
         struct timespec t0, t1;
@@ -105,9 +125,13 @@ def build_reference(tmp):
     return exe, " ".join(cmd)
 
 
-def run_reference(exe, cpu, size, loads, samples):
-    out = subprocess.run([exe, str(size), str(loads), str(samples)], capture_output=True, text=True,
-                         check=True, preexec_fn=lambda: os.sched_setaffinity(0, {cpu})).stdout
+def run_reference(exe, cpu, size, loads, samples, stride=64, group=0):
+    """The C chase pinned to ``cpu``: its ns per load for each sample, and the fraction of its
+    chain on huge pages. ``stride`` and ``group`` (bytes; 0: one random order over all) as
+    multichase's -s and -T (its defaults: 256 and 256 KiB)."""
+    out = subprocess.run([exe, str(size), str(loads), str(samples), str(stride), str(group)],
+                         capture_output=True, text=True, check=True,
+                         preexec_fn=lambda: os.sched_setaffinity(0, {cpu})).stdout
     ns = [float(x) for x in out.splitlines() if x and x[0] != "#"]
     huge = int(out.split("# huge ")[1].split()[0]) if "# huge " in out else 0
     return ns, min(huge / size, 1.0)
@@ -197,7 +221,7 @@ def main():
         ref = statistics.median(res[(k, "ref")])
         print(f"{k} size {size_text(size)} (huge pages: numaprobe {100 * huge[(k, 'np')]:.0f} %, "
               f"reference {100 * huge[(k, 'ref')]:.0f} %)")
-        for who, label in (("ref", "reference (Sattolo)"), ("random", "numaprobe random"),
+        for who, label in (("ref", "reference (C chase)"), ("random", "numaprobe random"),
                            ("tlb-local", "numaprobe tlb-local")):
             xs = res[(k, who)]
             ratio = "" if who == "ref" else f"   ratio numaprobe / reference {statistics.median(xs) / ref:.3f}x"

@@ -356,6 +356,21 @@ def test_a_layouts_batch_is_checked_and_runs_as_its_own(tiny_model, topo, tmp_pa
     assert any("batches differ" in w for w in doc["warnings"])
 
 
+def test_a_layout_batch_equal_to_the_runs_own_is_counted_once(topo, tiny_model, tmp_path,
+                                                              monkeypatch):
+    from numaprobe.workload.layout import parse_layout as parse
+    counted, real = [], infer._cost
+    monkeypatch.setattr(infer, "_cost", lambda ref, dims: counted.append(dict(dims or {}))
+                        or real(ref, dims))
+    four = tmp_path / "four.json"
+    four.write_text(json.dumps({"instances": [{"cpus": "0", "intra": 1, "batch": 4}]}))
+    doc = infer.run_infer(models.resolve(tiny_model), [parse(str(four), topo)],
+                          dims={"batch": 4}, duration=0.1, rounds=1, topology=topo,
+                          progress=False)
+    assert [d.get("batch") for d in counted] == [4]
+    assert doc["cost_by_batch"]["4"] == doc["cost"]
+
+
 def test_the_precision_lever_on_this_cpu_bf16_where_it_has_the_units_a_refusal_where_not(
         topo, tiny_model):
     """--allow-precision bf16 --engines ort,openvino: on a CPU with AMX-BF16 or AVX512-BF16

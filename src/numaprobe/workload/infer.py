@@ -303,7 +303,8 @@ def run_infer(model_ref, layouts: list[Layout], *, mode="closed", duration=3.0,
         raise UsageError(f"{model_ref.name}: its inputs have no batch dimension, so a "
                          "layout cannot set a batch size")
     work, work_warning = _cost(model_ref, dims)
-    work_of = {b: _cost(model_ref, {**(dims or {}), "batch": b})[0] for b in batches}
+    work_of = {b: work if (dims or {}).get("batch") == b  # counted once, not twice
+               else _cost(model_ref, {**(dims or {}), "batch": b})[0] for b in batches}
     variants, int8 = {}, None
     if any(i.precision == "int8" for l in layouts for i in l.instances):
         from .quantize import int8_copy
