@@ -88,6 +88,28 @@ def test_an_outlier_whose_run_was_noisy_says_so(tmp_path):
     assert next(h for h in r["hosts"] if h["host"] == "host3")["differs"] == []
 
 
+def test_a_tune_that_kept_nothing_still_gives_its_hosts_best_throughput(tmp_path):
+    """fleet tune on a short budget often keeps no step (final is null): the host's best is
+    the layout it started from, not a blank row."""
+    base = results.load(DATA / "documents" / "v1" / "tune.json")
+    docs = []
+    for k, gain in enumerate((1.0, 1.0, 1.3)):
+        d = copy.deepcopy(base)
+        d["machine"]["hostname"] = f"host{k}"
+        d["result"]["start"] = {"layout": "naive#current", "throughput": 50.0 + k}
+        if gain > 1:
+            d["result"]["final"] = {"gain": gain, "best": {"throughput": 65.0}}
+        docs.append((f"host{k}.json", d))
+    r = F.fleet_report(docs)
+    best = next(f for f in r["figures"] if f["name"] == "best throughput")
+    assert {h["host"]: h["figures"]["best throughput"] for h in r["hosts"]} == {
+        "host0": 50.0, "host1": 51.0, "host2": 65.0}
+    assert best["unit"] == "inferences/s" and "best/s" in F.fleet_text({"result": r})
+    del docs[0][1]["result"]["start"]  # a document from before "start": its steps' best
+    r = F.fleet_report(docs[:1])
+    assert r["hosts"][0]["figures"]["best throughput"] == pytest.approx(47.209, abs=1e-3)
+
+
 def test_the_command_reads_a_directory_and_writes_a_valid_fleet_document(tmp_path):
     (tmp_path / "docs").mkdir()
     d = _fleet(tmp_path / "docs")

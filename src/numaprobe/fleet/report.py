@@ -121,9 +121,13 @@ def _host_figures(doc: dict) -> dict:
                     if d.get("throughput")), default=None)
         if best:
             out["best throughput"] = (best, "inferences/s", True)
-    if doc["kind"] == "tune" and (doc["result"].get("final") or {}).get("best"):
-        out["best throughput"] = (doc["result"]["final"]["best"]["throughput"],
-                                  "inferences/s", True)
+    if doc["kind"] == "tune":
+        # the final layout's, or where the ladder kept nothing, the one it started from
+        r = doc["result"]
+        best = ((r.get("final") or {}).get("best") or r.get("start")
+                or next((s["best"] for s in r.get("steps") or [] if s.get("best")), None))
+        if best and best.get("throughput"):
+            out["best throughput"] = (best["throughput"], "inferences/s", True)
     if doc["kind"] in ("quick", "c2c"):
         c2c = doc["result"]["c2c"] if doc["kind"] == "quick" else doc["result"]
         if c2c and c2c.get("summary"):
