@@ -1,8 +1,8 @@
 """What numaprobe measured about this machine and keeps for next time: the last-level cache a
 core can really use (the quick check's two-point test, probes/_latency.effective_cache) and
 the rates the quick check's plan assumes (first touch, chain building, DRAM latency, a
-node's streaming rate), so that
-the next plan sizes its chains from what is true and estimates from measured rates.
+node's streaming rate), so that the next plan sizes its chains from what is true and
+estimates from measured rates.
 
 One JSON file per machine, under ``$NUMAPROBE_LEARNED`` (a directory; ``off``: keep
 nothing), else ``$XDG_CACHE_HOME/numaprobe/machines`` (``~/.cache/numaprobe/machines``),
