@@ -223,5 +223,4 @@ def measure(argv, *, label: str, files=None, timeout: float | None = None) -> di
     return {"rc": p.returncode, "doc": doc if isinstance(doc, dict) else None,
             "stderr": err.decode(errors="replace")[-_STDERR_KEPT:], "timed_out": timed_out,
             "seconds": seconds, "dropped": dropped, "settle": settled, "ray_noise": noise,
-            "python": py,
-            "hostname": socket.gethostname()}
+            "python": py, "hostname": socket.gethostname()}
